@@ -1,0 +1,185 @@
+"""IMPALA actor: N environments, batched inference, unrolls into Reverb.
+
+One actor process steps `len(envs)` dm_env environments in lock-step with one
+batched forward pass of the behaviour policy μ per step, writes one continuous
+step stream per environment (replay.writer.UnrollWriter makes the T+1 items),
+polls the learner's weights and reports finished episodes. Loop (acme/core.py
+vocabulary):
+
+    actor.observe_first()            # reset every environment
+    while running:
+      actor.run_step()               # select_action → env.step → observe
+      every `update_period` steps: actor.update()
+
+Stored-step convention (agent/types.py): the step written for x_t carries the
+reward/discount of the transition into x_t; when an episode ends the
+environment is reset at once and the new first observation carries the
+episode's final reward and terminal discount with first=True.
+
+Units: `agent_steps` counts steps of all environments together; one agent
+step is `frame_skip` raw frames.
+"""
+
+import time
+from typing import Callable, Optional, Sequence
+
+from absl import logging
+import dm_env
+import numpy as np
+import tensorflow as tf
+
+from agent import networks
+
+
+class Actor:
+  """Batched actor over several environments of one process."""
+
+  def __init__(self, *, envs: Sequence[dm_env.Environment],
+               network: networks.ImpalaNetwork, writers: Sequence,
+               variable_subscriber=None, episode_reporter=None,
+               task_ids: Optional[Sequence[int]] = None, actor_id: int = 0,
+               update_period: int = 50, frame_skip: int = 4, seed: int = 0):
+    """Builds the actor.
+
+    Args:
+      envs: the environments (all with the same specs).
+      network: the behaviour policy network (variables created).
+      writers: one replay.writer.UnrollWriter (or anything with
+        `append(step_dict)`/`close()`) per environment.
+      variable_subscriber: object with `update(wait) -> Optional[int]` that
+        assigns the latest published weights to `network`; None for none.
+      episode_reporter: object with `report(actor_id, task_id, episode_return,
+        episode_length, episode_frames)`; None for none.
+      task_ids: task id of each environment (default all 0).
+      actor_id: reported with episodes.
+      update_period: agent steps (per environment) between weight polls.
+      frame_skip: raw frames per agent step, for the episode frame counts.
+      seed: seeds action sampling.
+
+    Raises:
+      ValueError: if the number of writers or task ids differs from envs.
+    """
+    n = len(envs)
+    if n < 1 or len(writers) != n:
+      raise ValueError(f'Need one writer per environment: {n} envs, '
+                       f'{len(writers)} writers.')
+    task_ids = [0] * n if task_ids is None else list(task_ids)
+    if len(task_ids) != n:
+      raise ValueError(f'task_ids has {len(task_ids)} entries for {n} envs.')
+    self._envs, self._writers = list(envs), list(writers)
+    self._network = network
+    self._subscriber, self._reporter = variable_subscriber, episode_reporter
+    self._task_id = np.asarray(task_ids, np.int32)
+    self._actor_id, self._update_period = actor_id, int(update_period)
+    self._frame_skip = int(frame_skip)
+    self._rng = tf.random.Generator.from_seed(seed)
+    self._policy = tf.function(self._policy_step)
+    self.agent_steps = 0
+    self.episodes = 0
+    self._steps_since_update = 0
+
+  def _policy_step(self, observation, prev_action, prev_reward, first, task_id,
+                   state):
+    output, state = self._network.step(observation, prev_action, prev_reward,
+                                       first, task_id, state)
+    seeds = self._rng.make_seeds(1)[:, 0]
+    action = tf.random.stateless_categorical(output.policy_logits, 1, seeds,
+                                             dtype=tf.int32)[:, 0]  # [B]
+    return action, output.policy_logits, state
+
+  def observe_first(self) -> None:
+    """Resets every environment and the per-environment stream state."""
+    n = len(self._envs)
+    self._observation = np.stack([e.reset().observation for e in self._envs])
+    self._first = np.ones(n, bool)
+    self._reward = np.zeros(n, np.float32)
+    self._discount = np.ones(n, np.float32)
+    self._prev_action = np.zeros(n, np.int32)
+    self._state = tuple(s.numpy() for s in self._network.initial_state(n))
+    self._episode_return = np.zeros(n, np.float64)
+    self._episode_length = np.zeros(n, np.int64)
+
+  def select_action(self):
+    """Samples a_t ~ μ(·|x_t) for every environment: (actions [N], logits [N, A])."""
+    action, logits, state = self._policy(
+        self._observation, self._prev_action, self._reward, self._first,
+        self._task_id, self._state)
+    self._next_state = tuple(s.numpy() for s in state)
+    return action.numpy(), logits.numpy()
+
+  def observe(self, actions: np.ndarray, logits: np.ndarray) -> None:
+    """Writes the current steps, steps the environments, advances the state."""
+    for i, writer in enumerate(self._writers):
+      writer.append(dict(
+          observation=self._observation[i], first=self._first[i],
+          reward=self._reward[i], discount=self._discount[i],
+          prev_action=self._prev_action[i], action=actions[i],
+          behaviour_logits=logits[i], task_id=self._task_id[i],
+          core_state=(self._state[0][i], self._state[1][i])))
+    observations = []
+    for i, env in enumerate(self._envs):
+      timestep = env.step(int(actions[i]))
+      self._episode_return[i] += timestep.reward
+      self._episode_length[i] += 1
+      self._reward[i] = timestep.reward
+      self._discount[i] = timestep.discount
+      self._prev_action[i] = actions[i]
+      self._first[i] = False
+      if timestep.last():
+        self._end_episode(i)
+        timestep = env.reset()
+        self._first[i] = True
+        self._prev_action[i] = 0
+      observations.append(timestep.observation)
+    self._observation = np.stack(observations)
+    self._state = self._next_state
+    self.agent_steps += len(self._envs)
+
+  def _end_episode(self, i: int) -> None:
+    self.episodes += 1
+    if self._reporter is not None:
+      length = int(self._episode_length[i])
+      self._reporter.report(
+          actor_id=self._actor_id, task_id=int(self._task_id[i]),
+          episode_return=float(self._episode_return[i]),
+          episode_length=length, episode_frames=length * self._frame_skip)
+    self._episode_return[i] = 0.0
+    self._episode_length[i] = 0
+
+  def update(self, wait: bool = False) -> Optional[int]:
+    """Pulls the latest published weights; returns their learner step."""
+    if self._subscriber is None:
+      return None
+    return self._subscriber.update(wait=wait)
+
+  def run_step(self) -> None:
+    """One batched agent step; polls weights every `update_period` steps."""
+    actions, logits = self.select_action()
+    self.observe(actions, logits)
+    self._steps_since_update += 1
+    if self._steps_since_update >= self._update_period:
+      self._steps_since_update = 0
+      self.update(wait=False)
+
+  def run(self, num_steps: Optional[int] = None,
+          should_stop: Callable[[], bool] = lambda: False,
+          log_every_secs: float = 60.0) -> None:
+    """Acts until `num_steps` batched steps are done or `should_stop()`."""
+    self.observe_first()
+    done, last_log, last_steps = 0, time.time(), 0
+    while (num_steps is None or done < num_steps) and not should_stop():
+      self.run_step()
+      done += 1
+      now = time.time()
+      if now - last_log >= log_every_secs:
+        rate = (self.agent_steps - last_steps) / (now - last_log)
+        logging.info('actor %d: %d agent steps (%.0f steps/s, %.0f frames/s), '
+                     '%d episodes', self._actor_id, self.agent_steps, rate,
+                     rate * self._frame_skip, self.episodes)
+        last_log, last_steps = now, self.agent_steps
+
+  def close(self) -> None:
+    for writer in self._writers:
+      writer.close()
+    for env in self._envs:
+      env.close()

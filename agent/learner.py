@@ -1,0 +1,234 @@
+"""IMPALA learner: one tf.function train step under a tf.distribute strategy.
+
+The learner owns the strategy scope, the optimizer, the step/agent-step
+counters and the CheckpointManager; it receives the network factory, the
+dataset function and the loss as arguments (Acme `learning.py`,
+TF-Agents `train/learner.py`). Loop, as a launcher drives it:
+
+    learner = Learner(make_network=..., dataset_fn=..., loss_fn=..., ...)
+    learner.restore()                # resume from checkpoint_dir if any
+    while not done:
+      metrics = learner.step()       # one global batch of B unrolls
+      if time_to_save: learner.save()
+    weights = learner.get_variables()
+
+Gradients. Losses are sums over time and batch (IMPALA); each replica computes
+the gradient of its share, the gradients are summed across replicas
+(`all_reduce(SUM)`), clipped by their GLOBAL norm (IMPALA: 40) and applied with
+`skip_gradients_aggregation=True`, so a step on R replicas equals the step on
+one device with the same global batch.
+
+Units: `agent_steps` counts agent steps consumed by the learner (B·T per step);
+frames = agent_steps × frame_skip (raw Atari frames).
+"""
+
+import os
+from typing import Callable, Dict, Optional, Sequence, Tuple
+
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+from agent import networks
+from agent import types
+
+LossFn = Callable[[types.AgentOutput, types.Unroll],
+                  Tuple[tf.Tensor, types.Metrics]]
+DatasetFn = Callable[[tf.distribute.InputContext], tf.data.Dataset]
+
+
+def network_inputs(unroll: types.Unroll):
+  """Network inputs of an unroll: the reward into x_t is x_t's prev_reward."""
+  return (unroll.observation, unroll.prev_action, unroll.reward, unroll.first,
+          unroll.task_id, unroll.core_state)
+
+
+class Learner:
+  """V-trace actor-critic learner (Espeholt et al. 2018, §4)."""
+
+  def __init__(self, *,
+               make_network: Callable[[], networks.ImpalaNetwork],
+               observation_spec: tf.TensorSpec,
+               dataset_fn: Optional[DatasetFn],
+               loss_fn: LossFn,
+               strategy: tf.distribute.Strategy,
+               learning_rate: float = 6e-4,
+               decay_steps: int = 1,
+               rmsprop_decay: float = 0.99,
+               rmsprop_momentum: float = 0.0,
+               rmsprop_epsilon: float = 0.01,
+               max_grad_norm: float = 40.0,
+               agent_steps_per_step: int = 640,
+               frame_skip: int = 4,
+               checkpoint_dir: Optional[str] = None,
+               max_checkpoints_to_keep: int = 3):
+    """Builds the learner.
+
+    Args:
+      make_network: creates the ImpalaNetwork (called inside the strategy scope).
+      observation_spec: spec of ONE observation (e.g. uint8 [84, 84, 4]).
+      dataset_fn: input_context -> dataset of time-major `types.Unroll` with
+        the per-replica batch size; given to
+        `strategy.distribute_datasets_from_function`. None for a learner only
+        used through `gradients`/`step_on`.
+      loss_fn: (agent_outputs over T+1 steps, unroll) -> (loss, metrics).
+      strategy: the tf.distribute strategy (default, Mirrored or TPU).
+      learning_rate: initial RMSProp learning rate, linearly decayed to 0 over
+        `decay_steps` learner steps.
+      decay_steps: learner steps over which the learning rate reaches 0
+        (total_frames / (B · T · frame_skip)).
+      rmsprop_decay, rmsprop_momentum, rmsprop_epsilon: RMSProp (IMPALA: 0.99,
+        0, 0.01).
+      max_grad_norm: global-norm gradient clip (IMPALA: 40).
+      agent_steps_per_step: B · T, agent steps consumed per learner step.
+      frame_skip: raw frames per agent step.
+      checkpoint_dir: where CheckpointManager writes; None for no checkpoints.
+      max_checkpoints_to_keep: checkpoints kept on disk.
+    """
+    self._strategy = strategy
+    self._loss_fn = loss_fn
+    self._max_grad_norm = float(max_grad_norm)
+    self._agent_steps_per_step = int(agent_steps_per_step)
+    self._frame_skip = int(frame_skip)
+    with strategy.scope():
+      self._network = make_network()
+      self._network.create_variables(observation_spec.shape,
+                                     observation_spec.dtype)
+      schedule = tf.keras.optimizers.schedules.PolynomialDecay(
+          learning_rate, decay_steps=max(1, int(decay_steps)),
+          end_learning_rate=0.0, power=1.0)
+      self._optimizer = tf.keras.optimizers.RMSprop(
+          learning_rate=schedule, rho=rmsprop_decay,
+          momentum=rmsprop_momentum, epsilon=rmsprop_epsilon)
+      self._optimizer.build(self._network.trainable_variables)
+      self._learner_steps = tf.Variable(0, dtype=tf.int64, trainable=False,
+                                        name='learner_steps')
+      self._agent_steps = tf.Variable(0, dtype=tf.int64, trainable=False,
+                                      name='agent_steps')
+    self._schedule = schedule
+    self._checkpoint = tf.train.Checkpoint(
+        network=self._network, optimizer=self._optimizer,
+        learner_steps=self._learner_steps, agent_steps=self._agent_steps)
+    self._manager = None
+    if checkpoint_dir:
+      self._manager = tf.train.CheckpointManager(
+          self._checkpoint, checkpoint_dir, max_to_keep=max_checkpoints_to_keep)
+    self._iterator = None
+    if dataset_fn is not None:
+      dataset = strategy.distribute_datasets_from_function(dataset_fn)
+      self._iterator = iter(dataset)
+
+  # ---------------------------------------------------------------- properties
+  @property
+  def network(self) -> networks.ImpalaNetwork:
+    return self._network
+
+  @property
+  def strategy(self) -> tf.distribute.Strategy:
+    return self._strategy
+
+  @property
+  def learner_steps(self) -> int:
+    return int(self._learner_steps.numpy())
+
+  @property
+  def agent_steps(self) -> int:
+    return int(self._agent_steps.numpy())
+
+  @property
+  def frames(self) -> int:
+    """Raw frames consumed by the learner (agent steps × frame_skip)."""
+    return self.agent_steps * self._frame_skip
+
+  def get_variables(self) -> Sequence[np.ndarray]:
+    """The network's trainable variables as numpy arrays, in network order."""
+    return [v.numpy() for v in self._network.trainable_variables]
+
+  # ------------------------------------------------------------------ training
+  def _replica_loss_and_gradients(self, unroll: types.Unroll):
+    variables = self._network.trainable_variables
+    with tf.GradientTape() as tape:
+      outputs, _ = self._network.unroll(*network_inputs(unroll))
+      loss, metrics = self._loss_fn(outputs, unroll)
+    gradients = tape.gradient(loss, variables)
+    context = tf.distribute.get_replica_context()
+    gradients = context.all_reduce(tf.distribute.ReduceOp.SUM, gradients)
+    return loss, dict(metrics), gradients
+
+  def _replica_step(self, unroll: types.Unroll):
+    loss, metrics, gradients = self._replica_loss_and_gradients(unroll)
+    gradients, norm = tf.clip_by_global_norm(gradients, self._max_grad_norm)
+    self._optimizer.apply_gradients(
+        zip(gradients, self._network.trainable_variables),
+        skip_gradients_aggregation=True)
+    metrics['grad_norm'] = norm
+    return loss, metrics
+
+  def _reduce(self, loss, metrics):
+    """Sums losses across replicas; averages the other (per-step) metrics."""
+    sum_, mean = tf.distribute.ReduceOp.SUM, tf.distribute.ReduceOp.MEAN
+    reduced = {k: self._strategy.reduce(sum_ if k.endswith('loss') else mean,
+                                        v, axis=None)
+               for k, v in metrics.items()}
+    reduced['loss'] = self._strategy.reduce(sum_, loss, axis=None)
+    return reduced
+
+  @tf.function
+  def _train_step(self, distributed_unroll):
+    loss, metrics = self._strategy.run(self._replica_step,
+                                       args=(distributed_unroll,))
+    metrics = self._reduce(loss, metrics)
+    self._learner_steps.assign_add(1)
+    self._agent_steps.assign_add(self._agent_steps_per_step)
+    metrics['learning_rate'] = self._schedule(self._optimizer.iterations - 1)
+    return metrics
+
+  @tf.function
+  def _train_step_from_iterator(self, iterator):
+    return self._train_step(next(iterator))
+
+  def step(self) -> Dict[str, float]:
+    """One learner step on the next global batch from the dataset."""
+    if self._iterator is None:
+      raise ValueError('This learner was built with dataset_fn=None; use step_on.')
+    metrics = self._train_step_from_iterator(self._iterator)
+    return {k: float(v) for k, v in metrics.items()}
+
+  def step_on(self, distributed_unroll) -> Dict[str, float]:
+    """One learner step on a given (distributed) batch, e.g. in tests."""
+    return {k: float(v) for k, v in self._train_step(distributed_unroll).items()}
+
+  @tf.function
+  def _gradients(self, distributed_unroll):
+    loss, _, gradients = self._strategy.run(self._replica_loss_and_gradients,
+                                            args=(distributed_unroll,))
+    loss = self._strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
+    # After all_reduce every replica holds the global sum: take one copy.
+    gradients = [self._strategy.experimental_local_results(g)[0]
+                 for g in gradients]
+    return loss, gradients
+
+  def gradients(self, distributed_unroll) -> Tuple[float, Sequence[np.ndarray]]:
+    """Global loss and (unclipped, all-reduced) gradients; no update."""
+    loss, gradients = self._gradients(distributed_unroll)
+    return float(loss), [g.numpy() for g in gradients]
+
+  # --------------------------------------------------------------- checkpoint
+  def restore(self) -> bool:
+    """Restores the latest checkpoint of checkpoint_dir; True if one existed."""
+    if self._manager is None or self._manager.latest_checkpoint is None:
+      return False
+    path = self._manager.latest_checkpoint
+    self._checkpoint.restore(path).assert_consumed()
+    logging.info('Restored %s: %d learner steps, %d agent steps (%d frames).',
+                 path, self.learner_steps, self.agent_steps, self.frames)
+    return True
+
+  def save(self) -> Optional[str]:
+    """Writes a checkpoint (network, optimizer, counters); returns its path."""
+    if self._manager is None:
+      return None
+    path = self._manager.save(checkpoint_number=self._learner_steps)
+    logging.info('Saved checkpoint %s (%d frames).', os.path.basename(path),
+                 self.frames)
+    return path

@@ -1,0 +1,71 @@
+"""IMPALA on one Atari game (Espeholt et al. 2018, Atari experiments).
+
+Defaults are the paper's single-game Atari setup (SPEC §2-4): deep ResNet torso,
+LSTM 256, unroll T=20, batch B=32, γ=0.99, baseline cost 0.5, entropy cost 0.01,
+RMSProp(lr 6e-4 linearly decayed to 0, decay 0.99, momentum 0, ε 0.01), global
+gradient norm clip 40, reward clipping to [-1, 1], 200M raw frames.
+
+Run (fresh or resumed; the same --logdir resumes):
+  python -m launch.train --config=configs/atari.py --logdir=logs/pong
+  python -m launch.train --config=configs/atari.py:breakout --logdir=logs/breakout
+  python -m launch.train --config=configs/atari.py --config.num_actors=4 --logdir=...
+"""
+
+import ml_collections
+
+
+def get_config(game: str = 'pong') -> ml_collections.ConfigDict:
+  """Returns the locked IMPALA Atari config; `game` is the optional config arg."""
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+
+  config.env = ml_collections.ConfigDict()
+  config.env.name = 'atari'  # 'atari' | 'catch'
+  config.env.game = game or 'pong'  # one of the 57 games of envs/atari57_...csv
+  config.env.frame_skip = 4  # raw frames per agent step
+  config.env.sticky_action_prob = 0.25  # Machado et al. 2018
+  config.env.noop_max = 30  # no-op starts, agent steps
+  config.env.max_episode_frames = 108_000  # raw frames (30 minutes of play)
+  config.env.full_action_space = False  # minimal action set for one game
+
+  config.network = ml_collections.ConfigDict()
+  config.network.torso = 'deep'  # 'deep' (IMPALA ResNet) | 'shallow'
+  config.network.lstm_size = 256
+
+  # Actors: processes × environments per process (batched inference).
+  config.num_actors = 2
+  config.num_envs_per_actor = 16
+  config.actor_update_period = 50  # agent steps per env between weight polls
+  config.actor_tf_threads = 1  # TF intra/inter-op threads per actor process
+
+  config.unroll_length = 20  # T, agent steps per unroll (items hold T+1)
+  config.batch_size = 32  # B, unrolls per learner step (global, all replicas)
+  config.total_frames = 200_000_000  # raw frames consumed by the learner
+
+  config.learner = ml_collections.ConfigDict()
+  config.learner.learning_rate = 6e-4  # linearly decayed to 0 at total_frames
+  config.learner.rmsprop_decay = 0.99
+  config.learner.rmsprop_momentum = 0.0
+  config.learner.rmsprop_epsilon = 0.01
+  config.learner.max_grad_norm = 40.0  # global-norm clip
+  config.learner.discount = 0.99  # γ
+  config.learner.baseline_cost = 0.5
+  config.learner.entropy_cost = 0.01
+  config.learner.reward_clip = 1.0  # rewards clipped to [-c, c]; 0 disables
+  config.learner.clip_rho_threshold = 1.0  # ρ̄
+  config.learner.clip_pg_rho_threshold = 1.0  # ρ̄ of the policy gradient
+  config.learner.clip_c_threshold = 1.0  # c̄
+  config.learner.lambda_ = 1.0  # λ
+
+  config.replay = ml_collections.ConfigDict()
+  config.replay.queue_capacity = 64  # unrolls; actors block when it is full
+  config.replay.max_in_flight_items = 2  # per env stream, bounds actor run-ahead
+
+  config.logging = ml_collections.ConfigDict()
+  config.logging.progress_every_secs = 10.0
+  config.logging.checkpoint_every_secs = 300.0  # also exports DIR/policy
+  config.logging.stall_warning_secs = 60.0  # no batch for this long: report
+  config.logging.recent_episodes = 100  # window of the mean return shown
+
+  config.lock()
+  return config

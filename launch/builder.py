@@ -1,0 +1,153 @@
+"""Factories from a config (configs/*.py) to components (Acme `builders.py`).
+
+The one place that reads the ConfigDict and passes explicit keyword arguments
+to library constructors, so the one-box launcher (`launch/train.py`) and the
+per-role launchers (`launch/{reverb_server,actor,learner}.py`) build exactly
+the same tables, networks, actors and learners. No flags here.
+"""
+
+import functools
+from typing import Any, Dict
+
+import ml_collections
+import reverb
+import tensorflow as tf
+
+from agent import actor as actor_lib
+from agent import learner as learner_lib
+from agent import losses
+from agent import networks
+from envs import atari
+from envs import catch
+from replay import datasets
+from replay import episodes
+from replay import tables
+from replay import variables
+from replay import writer as writer_lib
+
+
+def make_environment(config: ml_collections.ConfigDict, seed: int):
+  """The config's dm_env environment, seeded."""
+  env = config.env
+  if env.name == 'catch':
+    return catch.make_catch(seed=seed)
+  return atari.make_atari(
+      env.game, seed=seed, frame_skip=env.frame_skip,
+      sticky_action_prob=env.sticky_action_prob, noop_max=env.noop_max,
+      max_episode_frames=env.max_episode_frames,
+      full_action_space=env.full_action_space)
+
+
+def environment_facts(config: ml_collections.ConfigDict) -> Dict[str, Any]:
+  """Observation spec, action count and export metadata of the environment."""
+  env = make_environment(config, seed=0)
+  try:
+    spec = env.observation_spec()
+    return dict(
+        observation_spec=tf.TensorSpec(spec.shape, tf.as_dtype(spec.dtype),
+                                       'observation'),
+        num_actions=int(env.action_spec().num_values),
+        games=[env.game], action_set=env.action_set_name,
+        action_meanings=list(env.action_meanings))
+  finally:
+    env.close()
+
+
+def make_network_fn(config: ml_collections.ConfigDict, num_actions: int):
+  return functools.partial(
+      networks.ImpalaNetwork, num_actions, num_tasks=1,
+      torso=config.network.torso, lstm_size=config.network.lstm_size)
+
+
+def make_network(config, facts) -> networks.ImpalaNetwork:
+  network = make_network_fn(config, facts['num_actions'])()
+  spec = facts['observation_spec']
+  network.create_variables(spec.shape, spec.dtype)
+  return network
+
+
+def make_signature(config, facts):
+  step_spec = writer_lib.step_spec(facts['observation_spec'],
+                                   facts['num_actions'],
+                                   config.network.lstm_size)
+  return writer_lib.UnrollWriter.signature(step_spec, config.unroll_length)
+
+
+def make_server(config, facts, port=None) -> reverb.Server:
+  """A Reverb server with the queue, variables and episodes tables."""
+  network = make_network(config, facts)
+  table_list = tables.make_tables(
+      make_signature(config, facts),
+      queue_capacity=config.replay.queue_capacity,
+      variables_signature=variables.variables_signature(
+          network.trainable_variables))
+  return reverb.Server(table_list, port=port)
+
+
+def make_loss_fn(config):
+  lc = config.learner
+  return functools.partial(
+      losses.impala_loss, discount=lc.discount, baseline_cost=lc.baseline_cost,
+      entropy_cost=lc.entropy_cost,
+      reward_clip=lc.reward_clip if lc.reward_clip > 0 else None,
+      clip_rho_threshold=lc.clip_rho_threshold,
+      clip_pg_rho_threshold=lc.clip_pg_rho_threshold,
+      clip_c_threshold=lc.clip_c_threshold, lambda_=lc.lambda_)
+
+
+def agent_steps_per_learner_step(config) -> int:
+  return config.batch_size * config.unroll_length
+
+
+def total_learner_steps(config) -> int:
+  """Learner steps until total_frames raw frames are consumed (rounded up)."""
+  frames_per_step = agent_steps_per_learner_step(config) * config.env.frame_skip
+  return -(-config.total_frames // frames_per_step)
+
+
+def make_learner(config, facts, strategy, server_address, checkpoint_dir):
+  """The learner reading batches from the queue at `server_address`."""
+  def dataset_fn(context: tf.distribute.InputContext):
+    return datasets.make_dataset(
+        server_address,
+        batch_size=context.get_per_replica_batch_size(config.batch_size))
+
+  lc = config.learner
+  return learner_lib.Learner(
+      make_network=make_network_fn(config, facts['num_actions']),
+      observation_spec=facts['observation_spec'],
+      dataset_fn=dataset_fn if server_address else None,
+      loss_fn=make_loss_fn(config), strategy=strategy,
+      learning_rate=lc.learning_rate, decay_steps=total_learner_steps(config),
+      rmsprop_decay=lc.rmsprop_decay, rmsprop_momentum=lc.rmsprop_momentum,
+      rmsprop_epsilon=lc.rmsprop_epsilon, max_grad_norm=lc.max_grad_norm,
+      agent_steps_per_step=agent_steps_per_learner_step(config),
+      frame_skip=config.env.frame_skip, checkpoint_dir=checkpoint_dir)
+
+
+def make_actor(config, facts, server_address: str, actor_id: int):
+  """An actor process's Actor: environments, network, writers, clients."""
+  client = reverb.Client(server_address)
+  n = config.num_envs_per_actor
+  seed0 = config.seed * 1_000_003 + actor_id * n
+  envs = [make_environment(config, seed=seed0 + i) for i in range(n)]
+  network = make_network(config, facts)
+  writers = [writer_lib.UnrollWriter(
+      client, unroll_length=config.unroll_length,
+      max_in_flight_items=config.replay.max_in_flight_items) for _ in envs]
+  return actor_lib.Actor(
+      envs=envs, network=network, writers=writers,
+      variable_subscriber=variables.VariableSubscriber(
+          client, network.trainable_variables),
+      episode_reporter=episodes.EpisodeReporter(client), actor_id=actor_id,
+      update_period=config.actor_update_period,
+      frame_skip=config.env.frame_skip, seed=seed0)
+
+
+def export_metadata(config, facts, learner) -> Dict[str, Any]:
+  return dict(games=facts['games'], action_set=facts['action_set'],
+              action_meanings=facts['action_meanings'],
+              num_actions=facts['num_actions'], num_tasks=1,
+              frames_trained=learner.frames,
+              agent_steps_trained=learner.agent_steps,
+              frame_skip=config.env.frame_skip)

@@ -1,0 +1,173 @@
+"""The learner process's loop, shared by launch/train.py and launch/learner.py.
+
+Threads: a learner thread runs train steps, publishes weights after each one,
+and every `checkpoint_every_secs` writes a checkpoint and exports the policy;
+the calling (main) thread drains actors' episode records, writes TensorBoard
+and episodes.csv, prints the progress line, supervises actors (when given a
+supervisor) and handles stop requests. On exit: a final checkpoint, a final
+SavedModel export to LOGDIR/policy, and LOGDIR/learning_curve.png.
+"""
+
+import os
+import threading
+import time
+from typing import Optional
+
+from absl import logging
+import reverb
+import tensorflow as tf
+
+from agent import export
+from launch import builder
+from launch import monitoring
+from replay import episodes
+from replay import tables
+from replay import variables
+
+_JOIN_TIMEOUT_SECS = 60.0
+
+
+class _LearnerThread(threading.Thread):
+  """Runs train steps until stop is requested or total_frames is reached."""
+
+  def __init__(self, learner, publisher, watchdog, config, facts, logdir, stop):
+    super().__init__(daemon=True, name='learner')
+    self.learner, self._publisher, self._watchdog = learner, publisher, watchdog
+    self._config, self._facts, self._logdir = config, facts, logdir
+    self._stop_requested = stop
+    self.metrics, self.error = {}, None
+    self.save_lock = threading.Lock()
+
+  def run(self):
+    try:
+      last_save = time.time()
+      every = self._config.logging.checkpoint_every_secs
+      while (not self._stop_requested.is_set()
+             and self.learner.frames < self._config.total_frames):
+        self.metrics = self.learner.step()
+        self._watchdog.beat()
+        self._publisher.publish()
+        if time.time() - last_save >= every:
+          self.save_and_export()
+          last_save = time.time()
+    except Exception as e:  # pylint: disable=broad-except
+      logging.exception('Learner thread failed.')
+      self.error = e
+
+  def save_and_export(self):
+    with self.save_lock:
+      self.learner.save()
+      export_policy(self._config, self._facts, self.learner, self._logdir)
+
+
+def export_policy(config, facts, learner, logdir) -> str:
+  """Exports the learner's current policy to LOGDIR/policy (atomically)."""
+  network = builder.make_network(config, facts)  # plain copy, no strategy
+  for target, value in zip(network.trainable_variables, learner.get_variables()):
+    target.assign(value)
+  path = os.path.join(logdir, 'policy')
+  spec = facts['observation_spec']
+  export.export_policy(network, path, observation_spec=spec,
+                       metadata=builder.export_metadata(config, facts, learner))
+  logging.info('Exported policy to %s (%d frames).', path, learner.frames)
+  return path
+
+
+def run(config, *, facts, strategy: tf.distribute.Strategy, logdir: str,
+        server_address: str, stop: threading.Event,
+        supervisor=None) -> bool:
+  """Trains until total_frames or `stop`; returns False if the learner hung.
+
+  Args:
+    config: the validated ConfigDict.
+    facts: builder.environment_facts(config).
+    strategy: the learner's tf.distribute strategy.
+    logdir: run directory (checkpoints/, tensorboard/, episodes.csv, policy/).
+    server_address: HOST:PORT of the Reverb server.
+    stop: set by signal handlers to end training cleanly.
+    supervisor: an ActorSupervisor to poll (one-box runs), or None.
+  """
+  learner = builder.make_learner(config, facts, strategy, server_address,
+                                 os.path.join(logdir, 'checkpoints'))
+  resumed = learner.restore()
+  logging.info('%s at %d frames / %d learner steps.',
+               'Resuming' if resumed else 'Starting', learner.frames,
+               learner.learner_steps)
+  client = reverb.Client(server_address)
+  publisher = variables.VariablePublisher(
+      client, learner.network.trainable_variables, learner.learner_steps)
+  publisher.publish()
+  if supervisor is not None:
+    supervisor.start()
+
+  def describe():
+    info = client.server_info(timeout=5)
+    queue = info[tables.QUEUE_TABLE]
+    actors = (f'{supervisor.alive()}/{supervisor.num_actors} actor processes alive'
+              if supervisor else 'actors are remote')
+    return (f'Reverb at {server_address}: queue holds {queue.current_size} of '
+            f'{queue.max_size} unrolls; {actors}.')
+
+  watchdog = monitoring.StallWatchdog(config.logging.stall_warning_secs, describe)
+  summary_writer = tf.summary.create_file_writer(os.path.join(logdir, 'tensorboard'))
+  episode_log = monitoring.EpisodeLog(logdir, facts['games'],
+                                      config.logging.recent_episodes)
+  progress = monitoring.Progress(config.total_frames, learner.frames,
+                                 learner.learner_steps)
+  thread = _LearnerThread(learner, publisher, watchdog, config, facts, logdir,
+                          stop)
+  thread.start()
+  last_progress = time.time()
+  try:
+    with summary_writer.as_default():
+      while thread.is_alive():
+        thread.join(timeout=1.0)
+        if supervisor is not None:
+          supervisor.poll(stopping=stop.is_set())
+        if time.time() - last_progress >= config.logging.progress_every_secs:
+          last_progress = time.time()
+          _report(client, learner, thread, episode_log, progress, supervisor)
+      _report(client, learner, thread, episode_log, progress, supervisor)
+  except KeyboardInterrupt:
+    stop.set()
+  finally:
+    stop.set()
+    thread.join(timeout=_JOIN_TIMEOUT_SECS)
+    hung = thread.is_alive()
+    if hung:
+      logging.error('The learner is blocked waiting for data (%s); saving '
+                    'from the main thread.', _safe(describe))
+    watchdog.stop()
+    if thread.error is None:
+      thread.save_and_export()
+    episode_log.close()
+    summary_writer.flush()
+    png = monitoring.plot_learning_curve(
+        episode_log.path, os.path.join(logdir, 'learning_curve.png'),
+        title=f"{', '.join(facts['games'])}: IMPALA")
+    if png:
+      logging.info('Learning curve: %s (episodes: %s)', png, episode_log.path)
+  if thread.error is not None:
+    raise thread.error
+  if learner.frames >= config.total_frames:
+    logging.info('Reached total_frames=%d (%d learner steps).',
+                 config.total_frames, learner.learner_steps)
+  return not hung
+
+
+def _safe(fn):
+  try:
+    return fn()
+  except Exception as e:  # pylint: disable=broad-except
+    return f'(unavailable: {e})'
+
+
+def _report(client, learner, thread, episode_log, progress, supervisor):
+  frames = learner.frames
+  episode_log.add(episodes.drain_episodes(client), frames)
+  monitoring.write_metrics(thread.metrics, frames)
+  extra = (f' | actors {supervisor.alive()}/{supervisor.num_actors}'
+           if supervisor is not None else '')
+  logging.info(progress.line(frames, learner.learner_steps,
+                             episode_log.mean_recent_return(),
+                             len(episode_log.recent_returns), extra))

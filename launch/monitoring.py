@@ -1,0 +1,179 @@
+"""Observability of a training run: progress line, TensorBoard, CSV, plot, watchdog.
+
+Files under the logdir:
+  episodes.csv      one row per finished actor episode (appended across resumes)
+  tensorboard/      tf.summary scalars (losses, entropy, learning rate, frames/s,
+                    episode return and length), step = learner frames
+  learning_curve.png  episode return vs learner frames, written at the end
+Units: `frames` are raw environment frames (agent steps × frame_skip).
+"""
+
+import collections
+import csv
+import os
+import threading
+import time
+from typing import Callable, Dict, Optional, Sequence
+
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+CSV_FIELDS = ('wall_time', 'learner_frames', 'actor_id', 'task_id', 'game',
+              'episode_return', 'episode_length', 'episode_frames')
+
+
+class EpisodeLog:
+  """Appends episode records to episodes.csv and TensorBoard."""
+
+  def __init__(self, logdir: str, games: Sequence[str], window: int = 100):
+    self._path = os.path.join(logdir, 'episodes.csv')
+    new = not os.path.exists(self._path)
+    self._file = open(self._path, 'a', newline='')
+    self._csv = csv.DictWriter(self._file, CSV_FIELDS)
+    if new:
+      self._csv.writeheader()
+      self._file.flush()
+    self._games = list(games)
+    self.recent_returns = collections.deque(maxlen=window)
+    self.total_episodes = 0
+
+  @property
+  def path(self) -> str:
+    return self._path
+
+  def add(self, records: Sequence[Dict], learner_frames: int) -> None:
+    now = time.time()
+    for r in records:
+      task = int(r['task_id'])
+      row = dict(wall_time=f'{now:.1f}', learner_frames=learner_frames,
+                 actor_id=int(r['actor_id']), task_id=task,
+                 game=self._games[task] if task < len(self._games) else task,
+                 episode_return=float(r['episode_return']),
+                 episode_length=int(r['episode_length']),
+                 episode_frames=int(r['episode_frames']))
+      self._csv.writerow(row)
+      self.recent_returns.append(row['episode_return'])
+      tf.summary.scalar('episode/return', row['episode_return'], learner_frames)
+      tf.summary.scalar('episode/length_agent_steps', row['episode_length'],
+                        learner_frames)
+    self.total_episodes += len(records)
+    if records:
+      self._file.flush()
+
+  def mean_recent_return(self) -> float:
+    return float(np.mean(self.recent_returns)) if self.recent_returns else float('nan')
+
+  def close(self) -> None:
+    self._file.close()
+
+
+class Progress:
+  """Formats the periodic progress line and frames/s scalars."""
+
+  def __init__(self, total_frames: int, start_frames: int, start_steps: int):
+    self._total = total_frames
+    self._last = (time.time(), start_frames, start_steps)
+
+  def line(self, frames: int, learner_steps: int, mean_return: float,
+           episodes: int, extra: str = '') -> str:
+    now = time.time()
+    t0, f0, s0 = self._last
+    dt = max(now - t0, 1e-6)
+    fps, sps = (frames - f0) / dt, (learner_steps - s0) / dt
+    self._last = (now, frames, learner_steps)
+    tf.summary.scalar('throughput/frames_per_sec', fps, frames)
+    tf.summary.scalar('throughput/learner_steps_per_sec', sps, frames)
+    eta = (self._total - frames) / fps if fps > 0 else float('inf')
+    return (f'frames {frames:,}/{self._total:,} ({100 * frames / self._total:.2f}%)'
+            f' | {fps:,.0f} frames/s | {sps:.2f} learner steps/s'
+            f' | return {mean_return:.2f} (last {episodes} episodes)'
+            f' | ETA {_duration(eta)}{extra}')
+
+
+def _duration(seconds: float) -> str:
+  if not np.isfinite(seconds):
+    return '?'
+  seconds = int(seconds)
+  d, rem = divmod(seconds, 86400)
+  h, rem = divmod(rem, 3600)
+  m, s = divmod(rem, 60)
+  return (f'{d}d ' if d else '') + f'{h:02d}:{m:02d}:{s:02d}'
+
+
+def write_metrics(metrics: Dict[str, float], frames: int) -> None:
+  for name, value in metrics.items():
+    tf.summary.scalar(f'learner/{name}', value, frames)
+
+
+def plot_learning_curve(csv_path: str, png_path: str,
+                        title: str = '', window: int = 50) -> Optional[str]:
+  """Episode returns vs learner frames (raw and moving average) as a PNG."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  frames, returns = [], []
+  with open(csv_path, newline='') as f:
+    for row in csv.DictReader(f):
+      frames.append(int(row['learner_frames']))
+      returns.append(float(row['episode_return']))
+  if not returns:
+    logging.info('No episodes in %s yet: no learning curve written.', csv_path)
+    return None
+  fig, ax = plt.subplots(figsize=(8, 4.5))
+  ax.plot(frames, returns, '.', alpha=0.25, label='episode return')
+  k = min(window, len(returns))
+  smooth = np.convolve(returns, np.ones(k) / k, mode='valid')
+  ax.plot(frames[k - 1:], smooth, '-', label=f'mean of {k} episodes')
+  ax.set_xlabel('learner frames (raw frames)')
+  ax.set_ylabel('episode return')
+  ax.set_title(title)
+  ax.grid(alpha=0.3)
+  ax.legend()
+  fig.tight_layout()
+  fig.savefig(png_path, dpi=100)
+  plt.close(fig)
+  return png_path
+
+
+class StallWatchdog:
+  """Reports a stalled input pipeline instead of hanging silently.
+
+  A Reverb dataset whose server died (or whose actors all stopped) blocks
+  forever inside `next()`. The learner calls `beat()` after every batch; a
+  daemon thread logs an error every `stall_secs` without a beat, with what
+  `describe()` knows (queue size, live actors).
+  """
+
+  def __init__(self, stall_secs: float, describe: Callable[[], str]):
+    self._stall_secs = stall_secs
+    self._describe = describe
+    self._last_beat = time.time()
+    self._stop = threading.Event()
+    self.stalls = 0
+    self._thread = threading.Thread(target=self._run, daemon=True,
+                                    name='stall-watchdog')
+    self._thread.start()
+
+  def beat(self) -> None:
+    self._last_beat = time.time()
+
+  def seconds_since_beat(self) -> float:
+    return time.time() - self._last_beat
+
+  def _run(self):
+    while not self._stop.wait(min(self._stall_secs, 5.0)):
+      idle = self.seconds_since_beat()
+      if idle >= self._stall_secs * (self.stalls + 1):
+        self.stalls += 1
+        try:
+          what = self._describe()
+        except Exception as e:  # pylint: disable=broad-except
+          what = f'(could not query the pipeline: {e})'
+        logging.error('Input pipeline stalled: no batch for %.0f s. %s',
+                      idle, what)
+      elif idle < self._stall_secs:
+        self.stalls = 0
+
+  def stop(self):
+    self._stop.set()

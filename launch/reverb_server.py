@@ -1,0 +1,41 @@
+r"""Runs the Reverb server (queue, variables and episodes tables) alone.
+
+  python -m launch.reverb_server --config=configs/atari.py --port=8000
+
+The table signature is derived from the config's environment and network
+(launch/builder.py), so actors and learner started with the same config fit.
+"""
+
+from launch import version_check
+
+version_check.check()
+
+# pylint: disable=g-import-not-at-top,g-bad-import-order
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+import tensorflow as tf
+
+from launch import builder
+from launch import run_setup
+
+_CONFIG = config_flags.DEFINE_config_file(
+    'config', None, 'Path to a configs/*.py file (optionally :arg).',
+    lock_config=True)
+_PORT = flags.DEFINE_integer('port', 8000, 'Port to serve on.')
+flags.mark_flags_as_required(['config'])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  config = _CONFIG.value
+  facts = run_setup.validate_and_describe(config, tf.distribute.get_strategy())
+  server = builder.make_server(config, facts, port=_PORT.value)
+  logging.info('Reverb server listening on port %d.', server.port)
+  server.wait()
+
+
+if __name__ == '__main__':
+  app.run(main)

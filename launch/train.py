@@ -1,0 +1,86 @@
+r"""Trains IMPALA on one machine: Reverb server, actor processes and learner.
+
+  python -m launch.train --config=configs/atari.py --logdir=logs/pong
+  python -m launch.train --config=configs/atari.py:breakout \
+      --config.num_actors=4 --logdir=logs/breakout
+
+Starting again with the same --logdir resumes from its latest checkpoint
+(frames, learner steps and the learning-rate schedule continue). Ctrl-C or
+SIGTERM stops cleanly: final checkpoint, policy export, learning curve, and
+every actor process shut down. Outputs under --logdir: checkpoints/,
+tensorboard/, episodes.csv, learning_curve.png, policy/ (SavedModel),
+actors/actor_<i>.log, config.json.
+"""
+
+from launch import version_check
+
+version_check.check()
+
+# pylint: disable=g-import-not-at-top,g-bad-import-order
+import os
+import sys
+import threading
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+from launch import builder
+from launch import learner_loop
+from launch import run_setup
+from launch import strategy as strategy_lib
+from launch import supervisor as supervisor_lib
+
+_CONFIG = config_flags.DEFINE_config_file(
+    'config', None, 'Path to a configs/*.py file (optionally :arg).',
+    lock_config=True)
+_LOGDIR = flags.DEFINE_string(
+    'logdir', None, 'Run directory; an existing one is resumed.')
+_TPU = flags.DEFINE_string('tpu', None, 'Cloud TPU name for the learner.')
+_USE_GPU = flags.DEFINE_bool('use_gpu', False,
+                             'Mirror the learner over all visible GPUs.')
+_REVERB_PORT = flags.DEFINE_integer(
+    'reverb_port', 0, 'Port of the embedded Reverb server (0: a free port).')
+flags.mark_flags_as_required(['config', 'logdir'])
+
+
+def _config_args(argv):
+  """The --config flags of this command line, forwarded to the actors."""
+  return [a for a in argv[1:] if a.startswith('--config')]
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  config, logdir = _CONFIG.value, _LOGDIR.value
+  strategy = strategy_lib.get_strategy(_TPU.value, _USE_GPU.value)
+  facts = run_setup.validate_and_describe(config, strategy)  # before any file
+  run_setup.prepare_logdir(logdir, config)
+
+  stop = threading.Event()
+  run_setup.install_stop_handlers(stop)
+  server = builder.make_server(config, facts, port=_REVERB_PORT.value or None)
+  address = f'localhost:{server.port}'
+  logging.info('Reverb server on %s.', address)
+  config_args = _config_args(sys.argv)
+  supervisor = supervisor_lib.ActorSupervisor(
+      lambda i: [sys.executable, '-m', 'launch.actor',
+                 f'--reverb_address={address}', f'--actor_id={i}'] + config_args,
+      config.num_actors, os.path.join(logdir, 'actors'),
+      env={'CUDA_VISIBLE_DEVICES': '', 'TF_CPP_MIN_LOG_LEVEL': '2'})
+  clean = False
+  try:
+    clean = learner_loop.run(config, facts=facts, strategy=strategy,
+                             logdir=logdir, server_address=address, stop=stop,
+                             supervisor=supervisor)
+  finally:
+    supervisor.stop()
+    server.stop()
+  logging.info('Done. Logs, checkpoints and policy in %s', logdir)
+  if not clean:
+    os._exit(1)  # a thread is stuck in a Reverb read; nothing left to save
+
+
+if __name__ == '__main__':
+  app.run(main)

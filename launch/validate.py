@@ -1,0 +1,97 @@
+"""Config validation: reject bad values before anything starts.
+
+Called by every launcher right after flag parsing, before a Reverb server,
+checkpoint directory or subprocess exists. Every error is a ValueError that
+names the config field, the allowed values and the received value.
+"""
+
+import numbers
+
+import ml_collections
+
+from envs import atari
+
+ENV_NAMES = ('atari', 'catch')
+TORSOS = ('deep', 'shallow')
+
+
+def _fail(field, allowed, value):
+  raise ValueError(f'config.{field} must be {allowed}; got {value!r}')
+
+
+def _positive_int(config, field):
+  value = _get(config, field)
+  if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+    _fail(field, 'a positive integer', value)
+
+
+def _number(config, field, low, high, allowed, low_open=False):
+  value = _get(config, field)
+  if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    _fail(field, allowed, value)
+  if value < low or value > high or (low_open and value == low):
+    _fail(field, allowed, value)
+
+
+def _get(config, field):
+  value = config
+  for part in field.split('.'):
+    value = value[part]
+  return value
+
+
+def validate_config(config: ml_collections.ConfigDict, *,
+                    num_replicas: int = 1) -> None:
+  """Checks a training config (configs/*.py).
+
+  Args:
+    config: the ConfigDict of configs/atari.py (or a variant).
+    num_replicas: replicas of the learner's tf.distribute strategy; the global
+      batch must split evenly across them.
+
+  Raises:
+    ValueError: naming the first offending field, its allowed values and the
+      value received.
+  """
+  if config.env.name not in ENV_NAMES:
+    _fail('env.name', f'one of {ENV_NAMES}', config.env.name)
+  if config.env.name == 'atari':
+    try:
+      atari.validate_game(config.env.game)
+    except ValueError as e:
+      raise ValueError(f'config.env.game: {e}') from None
+    _number(config, 'env.sticky_action_prob', 0.0, 1.0, 'in [0, 1]')
+    _positive_int(config, 'env.max_episode_frames')
+    if config.env.noop_max < 0:
+      _fail('env.noop_max', 'a non-negative integer', config.env.noop_max)
+  _positive_int(config, 'env.frame_skip')
+  if config.network.torso not in TORSOS:
+    _fail('network.torso', f'one of {TORSOS}', config.network.torso)
+  for field in ('network.lstm_size', 'num_actors', 'num_envs_per_actor',
+                'actor_update_period', 'actor_tf_threads', 'unroll_length',
+                'batch_size', 'total_frames', 'replay.queue_capacity',
+                'replay.max_in_flight_items', 'logging.recent_episodes'):
+    _positive_int(config, field)
+  if config.batch_size % num_replicas:
+    _fail('batch_size', f'divisible by the number of replicas ({num_replicas})',
+          config.batch_size)
+  if config.replay.queue_capacity < config.batch_size // num_replicas:
+    _fail('replay.queue_capacity',
+          f'at least the per-replica batch size ({config.batch_size // num_replicas})',
+          config.replay.queue_capacity)
+  learner = 'learner.'
+  _number(config, learner + 'learning_rate', 0.0, float('inf'), '> 0', low_open=True)
+  _number(config, learner + 'rmsprop_decay', 0.0, 1.0, 'in [0, 1)')
+  if config.learner.rmsprop_decay >= 1.0:
+    _fail(learner + 'rmsprop_decay', 'in [0, 1)', config.learner.rmsprop_decay)
+  _number(config, learner + 'rmsprop_momentum', 0.0, 1.0, 'in [0, 1]')
+  _number(config, learner + 'rmsprop_epsilon', 0.0, float('inf'), '> 0', low_open=True)
+  _number(config, learner + 'max_grad_norm', 0.0, float('inf'), '> 0', low_open=True)
+  _number(config, learner + 'discount', 0.0, 1.0, 'in [0, 1]')
+  for field in ('baseline_cost', 'entropy_cost', 'reward_clip'):
+    _number(config, learner + field, 0.0, float('inf'), '>= 0 (reward_clip 0 = off)')
+  for field in ('clip_rho_threshold', 'clip_pg_rho_threshold', 'clip_c_threshold'):
+    _number(config, learner + field, 0.0, float('inf'), '> 0', low_open=True)
+  _number(config, learner + 'lambda_', 0.0, 1.0, 'in [0, 1]')
+  for field in ('progress_every_secs', 'checkpoint_every_secs', 'stall_warning_secs'):
+    _number(config, 'logging.' + field, 0.0, float('inf'), '> 0 seconds', low_open=True)

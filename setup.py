@@ -1,0 +1,33 @@
+"""tf-impala: distributed IMPALA (V-trace), PopArt, Distral and HER on TensorFlow 2 + Reverb."""
+
+import setuptools
+
+# TensorFlow, Reverb, TF-Agents and TFP must move together: Reverb's custom ops
+# are compiled against one TensorFlow release (launch/version_check.py).
+INSTALL_REQUIRES = [
+    'tensorflow==2.15.1',
+    'dm-reverb==0.14.0',
+    'tf-agents==0.19.0',
+    'tensorflow-probability==0.23.0',
+    'ale-py>=0.12,<0.13',  # ships the Atari ROMs; no download step
+    'dm-env',
+    'absl-py',
+    'ml-collections',
+    'numpy<2',
+    'opencv-python-headless',
+    'matplotlib',  # learning-curve and evaluation plots
+    'psutil',  # process supervision and benchmarks
+]
+
+setuptools.setup(
+    name='tf-impala',
+    version='0.1.0',
+    description=__doc__,
+    python_requires='>=3.9,<3.12',
+    packages=setuptools.find_packages(
+        include=['agent', 'agent.*', 'replay', 'replay.*', 'envs', 'envs.*',
+                 'launch', 'launch.*', 'configs', 'configs.*']),
+    package_data={'envs': ['atari57_human_random_scores.csv']},
+    install_requires=INSTALL_REQUIRES,
+    extras_require={'test': ['pytest>=7']},
+)

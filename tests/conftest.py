@@ -1,0 +1,27 @@
+"""Test setup: two logical CPU devices (before TF initialises) and markers.
+
+Markers (see pytest.ini): `slow` for unit tests taking seconds to a minute,
+`e2e` for end-to-end runs with real subprocesses, Reverb and environments.
+"""
+
+import os
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+NUM_LOGICAL_CPUS = 2
+
+
+def _configure_logical_cpus():
+  cpus = tf.config.list_physical_devices('CPU')
+  try:
+    tf.config.set_logical_device_configuration(
+        cpus[0], [tf.config.LogicalDeviceConfiguration()] * NUM_LOGICAL_CPUS)
+  except RuntimeError:
+    # TF already initialised (e.g. a test imported it with devices in use);
+    # tests needing two devices check tf.config.list_logical_devices.
+    pass
+
+
+_configure_logical_cpus()
