@@ -1,0 +1,157 @@
+"""The IMPALA loss: V-trace policy gradient, baseline and entropy (§4.2).
+
+Composes agent/vtrace.py into one loss over a time-major batch of unrolls.
+No optimizer and no I/O: the learner differentiates the returned scalar.
+
+Espeholt et al. 2018, §4.2: the policy gradient uses the V-trace advantage
+ρ^pg_s (r_s + γ_s v_{s+1} − V(x_s)), the baseline regresses V(x_s) on the
+V-trace target v_s, and an entropy bonus keeps the policy from collapsing.
+Following the paper's scalable_agent code, the three terms are SUMMED over time
+and batch (not averaged): with a tf.distribute strategy, per-replica sums add
+up to the gradient of the global batch.
+"""
+
+from typing import Dict, Optional, Tuple
+
+import tensorflow as tf
+
+from agent import types
+from agent import vtrace
+
+
+def _check_non_negative(value: float, name: str) -> None:
+  if value < 0:
+    raise ValueError(f'`{name}` must be >= 0; got {value}.')
+
+
+def impala_loss(agent_outputs: types.AgentOutput,
+                unroll: types.Unroll,
+                *,
+                discount: float = 0.99,
+                baseline_cost: float = 0.5,
+                entropy_cost: float = 0.01,
+                reward_clip: Optional[float] = 1.0,
+                clip_rho_threshold: Optional[float] = 1.0,
+                clip_pg_rho_threshold: Optional[float] = 1.0,
+                clip_c_threshold: Optional[float] = 1.0,
+                lambda_: float = 1.0
+               ) -> Tuple[tf.Tensor, Dict[str, tf.Tensor]]:
+  """IMPALA actor-critic loss of one batch of unrolls (Espeholt et al. §4.2).
+
+  Data convention (agent/types.py): stored step t holds x_t, a_t ~ μ(·|x_t)
+  and the reward/discount/first of the transition INTO x_t. For s in 0..T−1:
+    a_s = action[s], μ logits = behaviour_logits[s], π logits = policy_logits[s]
+    r_s = clip(reward[s+1], ±reward_clip)
+    γ_s = discount · unroll.discount[s+1] · (1 − first[s+1])
+          (a transition into an episode start is terminal for bootstrapping)
+    V(x_s) = values[s, :, task_id[s]]
+    bootstrap V(x_T) = values[T, :, task_id[T]]
+
+  Losses (summed over the T × B steps):
+    policy   = −Σ A_s log π(a_s|x_s)
+    baseline = baseline_cost · ½ Σ (v_s − V(x_s))²
+    entropy  = entropy_cost · (−Σ H(π(·|x_s)))
+
+  Gradient behaviour: gradients flow into `agent_outputs.policy_logits[:-1]`
+  (policy and entropy terms) and the selected `agent_outputs.values[:-1]`
+  (baseline term). The V-trace targets v_s and A_s are stop-gradient, so the
+  bootstrap step T gets no gradient. `unroll` is data and gets none.
+
+  Args:
+    agent_outputs: AgentOutput of the learner network over all T+1 steps:
+      policy_logits float [T+1, B, A] (π logits), values float [T+1, B,
+      num_tasks] (one value per task). Their dtype is the computation dtype.
+    unroll: Unroll (see agent/types.py); uses first bool [T+1, B], reward
+      [T+1, B], discount [T+1, B], action int [T+1, B], behaviour_logits
+      [T+1, B, A] (μ logits) and task_id int [T+1, B] in [0, num_tasks).
+    discount: γ in [0, 1], the agent's discount per agent step.
+    baseline_cost: >= 0, weight of the baseline (value) loss.
+    entropy_cost: >= 0, weight of the entropy loss.
+    reward_clip: > 0 to clip rewards to [−reward_clip, reward_clip], or None.
+    clip_rho_threshold: ρ̄ (see agent/vtrace.py), or None.
+    clip_pg_rho_threshold: ρ̄_pg, or None.
+    clip_c_threshold: c̄, or None.
+    lambda_: λ in [0, 1].
+
+  Returns:
+    (total_loss, metrics): total_loss a scalar of the computation dtype;
+    metrics a dict of scalars: 'loss', 'policy_loss', 'baseline_loss',
+    'entropy_loss' (the weighted summed terms), 'entropy' (mean H per step),
+    'mean_vs' (mean v_s), 'mean_rho' (mean unclipped π(a_s|x_s)/μ(a_s|x_s)),
+    'mean_abs_pg_advantage' (mean |A_s|).
+
+  Raises:
+    ValueError: if `discount` ∉ [0, 1], a cost is negative, `reward_clip` is
+      not None and <= 0, `agent_outputs.values` does not have rank 3, or for
+      any reason listed in vtrace.from_importance_weights.
+  """
+  if not 0.0 <= discount <= 1.0:
+    raise ValueError(f'`discount` must be in [0, 1]; got {discount}.')
+  _check_non_negative(baseline_cost, 'baseline_cost')
+  _check_non_negative(entropy_cost, 'entropy_cost')
+  if reward_clip is not None and reward_clip <= 0:
+    raise ValueError(f'`reward_clip` must be None or > 0; got {reward_clip}.')
+
+  policy_logits = tf.convert_to_tensor(agent_outputs.policy_logits)
+  dtype = policy_logits.dtype
+  all_values = tf.convert_to_tensor(agent_outputs.values, dtype=dtype)
+  if all_values.shape.rank != 3:
+    raise ValueError('`agent_outputs.values` must have rank 3 [T+1, B, '
+                     f'num_tasks]; got shape {all_values.shape}.')
+
+  with tf.name_scope('impala_loss'):
+    # V(x_t) of each step's own task.
+    baselines = tf.gather(
+        all_values, unroll.task_id, axis=2, batch_dims=2)  # [T+1, B]
+    values = baselines[:-1]  # [T, B] V(x_s)
+    bootstrap_value = baselines[-1]  # [B] V(x_T)
+
+    actions = unroll.action[:-1]  # [T, B] a_s
+    target_logits = policy_logits[:-1]  # [T, B, A] π logits
+    behaviour_logits = tf.cast(unroll.behaviour_logits[:-1],
+                               dtype)  # [T, B, A] μ logits
+    rewards = tf.cast(unroll.reward[1:], dtype)  # [T, B] r_s
+    if reward_clip is not None:
+      rewards = tf.clip_by_value(rewards, -reward_clip, reward_clip)
+    not_first = 1.0 - tf.cast(unroll.first[1:], dtype)  # [T, B]
+    discounts = discount * tf.cast(unroll.discount[1:],
+                                   dtype) * not_first  # [T, B] γ_s
+
+    target_log_probs = vtrace.log_probs_from_logits_and_actions(
+        target_logits, actions)  # [T, B] log π(a_s|x_s), differentiable
+    behaviour_log_probs = vtrace.log_probs_from_logits_and_actions(
+        behaviour_logits, actions)  # [T, B] log μ(a_s|x_s)
+    log_rhos = tf.stop_gradient(target_log_probs -
+                                behaviour_log_probs)  # [T, B]
+    vtrace_returns = vtrace.from_importance_weights(
+        log_rhos=log_rhos,
+        discounts=discounts,
+        rewards=rewards,
+        values=values,
+        bootstrap_value=bootstrap_value,
+        clip_rho_threshold=clip_rho_threshold,
+        clip_pg_rho_threshold=clip_pg_rho_threshold,
+        clip_c_threshold=clip_c_threshold,
+        lambda_=lambda_)
+
+    policy_loss = -tf.reduce_sum(
+        vtrace_returns.pg_advantages * target_log_probs)
+    baseline_loss = baseline_cost * 0.5 * tf.reduce_sum(
+        tf.square(vtrace_returns.vs - values))
+    log_pi = tf.nn.log_softmax(target_logits)  # [T, B, A] log π(·|x_s)
+    entropy = -tf.reduce_sum(tf.exp(log_pi) * log_pi, axis=-1)  # [T, B] H
+    entropy_loss = -entropy_cost * tf.reduce_sum(entropy)
+    total_loss = policy_loss + baseline_loss + entropy_loss
+
+    metrics = {
+        'loss': total_loss,
+        'policy_loss': policy_loss,
+        'baseline_loss': baseline_loss,
+        'entropy_loss': entropy_loss,
+        'entropy': tf.reduce_mean(entropy),
+        'mean_vs': tf.reduce_mean(vtrace_returns.vs),
+        'mean_rho': tf.reduce_mean(tf.exp(log_rhos)),
+        'mean_abs_pg_advantage': tf.reduce_mean(
+            tf.abs(vtrace_returns.pg_advantages)),
+    }
+    return total_loss, metrics

@@ -1,0 +1,237 @@
+"""Slow float64 NumPy ground truths, written in the papers' notation.
+
+Never imported by production code. Everything here is deliberately a direct
+transcription of the paper's formulas with explicit loops, so that tests compare
+two independent derivations (the production code uses the backward recursion).
+
+Index conventions (IMPALA, Espeholt et al. 2018, §4.1), time-major [T, B, ...]:
+  step t in 0..T−1 has x_t, a_t ~ μ(·|x_t), r_t and γ_t of the transition
+  x_t → x_{t+1}; V(x_T) is the bootstrap value.
+"""
+
+from typing import Dict, Optional
+
+import numpy as np
+
+
+def _clip(ratio: np.ndarray, threshold: Optional[float]) -> np.ndarray:
+  """min(threshold, ratio), or ratio itself when threshold is None."""
+  return ratio if threshold is None else np.minimum(threshold, ratio)
+
+
+def vtrace(log_rhos: np.ndarray,
+           discounts: np.ndarray,
+           rewards: np.ndarray,
+           values: np.ndarray,
+           bootstrap_value: np.ndarray,
+           clip_rho_threshold: Optional[float] = 1.0,
+           clip_pg_rho_threshold: Optional[float] = 1.0,
+           clip_c_threshold: Optional[float] = 1.0,
+           lambda_: float = 1.0) -> Dict[str, np.ndarray]:
+  """V-trace by the explicit sum of IMPALA eq. 1 (not the recursion).
+
+    ρ_t = min(ρ̄, π_t/μ_t),  c_i = λ · min(c̄, π_i/μ_i)
+    δ_t V = ρ_t (r_t + γ_t V(x_{t+1}) − V(x_t))
+    v_s = V(x_s) + Σ_{t=s}^{T−1} (Π_{i=s}^{t−1} γ_i)(Π_{i=s}^{t−1} c_i) δ_t V
+    A_s = ρ^pg_s (r_s + γ_s v_{s+1} − V(x_s)),  v_T = V(x_T)   (§4.2)
+
+  Args:
+    log_rhos: [T, B, ...] log π(a_t|x_t) − log μ(a_t|x_t).
+    discounts: [T, B, ...] γ_t.
+    rewards: [T, B, ...] r_t.
+    values: [T, B, ...] V(x_t).
+    bootstrap_value: [B, ...] V(x_T).
+    clip_rho_threshold: ρ̄ or None.
+    clip_pg_rho_threshold: ρ̄_pg or None.
+    clip_c_threshold: c̄ or None.
+    lambda_: λ.
+
+  Returns:
+    dict with float64 'vs', 'pg_advantages', 'rhos' (clipped ρ_t), 'cs'.
+  """
+  log_rhos, discounts, rewards, values, bootstrap_value = (
+      np.asarray(x, np.float64)
+      for x in (log_rhos, discounts, rewards, values, bootstrap_value))
+  num_steps = log_rhos.shape[0]
+  ratios = np.exp(log_rhos)  # π/μ
+  rhos = _clip(ratios, clip_rho_threshold)  # ρ_t
+  cs = lambda_ * _clip(ratios, clip_c_threshold)  # c_i
+  pg_rhos = _clip(ratios, clip_pg_rho_threshold)  # ρ^pg_s
+
+  def value(t):  # V(x_t) for t in 0..T.
+    return bootstrap_value if t == num_steps else values[t]
+
+  def delta(t):  # δ_t V
+    return rhos[t] * (rewards[t] + discounts[t] * value(t + 1) - value(t))
+
+  vs = np.zeros_like(values)
+  for s in range(num_steps):
+    v_s = value(s).copy()
+    for t in range(s, num_steps):
+      discount_product = np.ones_like(bootstrap_value)  # Π_{i=s}^{t−1} γ_i
+      c_product = np.ones_like(bootstrap_value)  # Π_{i=s}^{t−1} c_i
+      for i in range(s, t):
+        discount_product = discount_product * discounts[i]
+        c_product = c_product * cs[i]
+      v_s = v_s + discount_product * c_product * delta(t)
+    vs[s] = v_s
+
+  pg_advantages = np.zeros_like(values)
+  for s in range(num_steps):
+    v_next = bootstrap_value if s == num_steps - 1 else vs[s + 1]  # v_{s+1}
+    pg_advantages[s] = pg_rhos[s] * (
+        rewards[s] + discounts[s] * v_next - values[s])
+  return dict(vs=vs, pg_advantages=pg_advantages, rhos=rhos, cs=cs)
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+  """Numerically stable log π(·) over the last axis."""
+  logits = np.asarray(logits, np.float64)
+  shifted = logits - logits.max(axis=-1, keepdims=True)
+  return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def impala_loss(policy_logits: np.ndarray,
+                values: np.ndarray,
+                first: np.ndarray,
+                reward: np.ndarray,
+                discount: np.ndarray,
+                action: np.ndarray,
+                behaviour_logits: np.ndarray,
+                task_id: np.ndarray,
+                *,
+                discount_factor: float = 0.99,
+                baseline_cost: float = 0.5,
+                entropy_cost: float = 0.01,
+                reward_clip: Optional[float] = 1.0,
+                clip_rho_threshold: Optional[float] = 1.0,
+                clip_pg_rho_threshold: Optional[float] = 1.0,
+                clip_c_threshold: Optional[float] = 1.0,
+                lambda_: float = 1.0,
+                targets: Optional[Dict[str, np.ndarray]] = None
+               ) -> Dict[str, np.ndarray]:
+  """IMPALA loss (§4.2) over one unroll of T+1 stored steps, in loops.
+
+  Stored-step convention of agent/types.py: step t holds x_t, a_t, μ logits
+  at x_t, and the reward/discount/first of the transition INTO x_t.
+
+  Args:
+    policy_logits: [T+1, B, A] π logits at x_t.
+    values: [T+1, B, K] per-task values.
+    first: bool [T+1, B].
+    reward: [T+1, B] unclipped.
+    discount: [T+1, B] env discount.
+    action: int [T+1, B].
+    behaviour_logits: [T+1, B, A] μ logits.
+    task_id: int [T+1, B] in [0, K).
+    discount_factor: γ.
+    baseline_cost: weight of the value loss.
+    entropy_cost: weight of the entropy loss.
+    reward_clip: clip rewards to [−reward_clip, reward_clip], or None.
+    clip_rho_threshold: ρ̄ or None.
+    clip_pg_rho_threshold: ρ̄_pg or None.
+    clip_c_threshold: c̄ or None.
+    lambda_: λ.
+    targets: optional dict with 'vs' and 'pg_advantages' [T, B] (e.g. the
+      output of an earlier call) used instead of recomputing V-trace: the
+      surrogate loss with frozen targets, whose gradient the learner follows.
+
+  Returns:
+    dict of float64 scalars 'loss', 'policy_loss', 'baseline_loss',
+    'entropy_loss', 'entropy', 'mean_vs', 'mean_rho', 'mean_abs_pg_advantage',
+    and arrays 'vs', 'pg_advantages', 'baseline' ([T, B]), 'log_pi' ([T, B, A]).
+  """
+  num_steps = policy_logits.shape[0] - 1
+  batch_size = policy_logits.shape[1]
+  shape = (num_steps, batch_size)
+  log_rhos, discounts, rewards, baseline = (
+      np.zeros(shape) for _ in range(4))
+  log_pi = log_softmax(policy_logits[:-1])  # [T, B, A] log π(·|x_t)
+  log_mu = log_softmax(behaviour_logits[:-1])  # [T, B, A] log μ(·|x_t)
+  bootstrap_value = np.zeros(batch_size)
+  for b in range(batch_size):
+    bootstrap_value[b] = values[num_steps, b, task_id[num_steps, b]]
+    for t in range(num_steps):
+      a_t = action[t, b]
+      log_rhos[t, b] = log_pi[t, b, a_t] - log_mu[t, b, a_t]
+      r = float(reward[t + 1, b])  # r_t: reward of x_t → x_{t+1}
+      if reward_clip is not None:
+        r = min(max(r, -reward_clip), reward_clip)
+      rewards[t, b] = r
+      # A transition into an episode start is terminal for bootstrapping.
+      not_first = 0.0 if first[t + 1, b] else 1.0
+      discounts[t, b] = discount_factor * discount[t + 1, b] * not_first
+      baseline[t, b] = values[t, b, task_id[t, b]]  # V(x_t)
+
+  vt = vtrace(log_rhos, discounts, rewards, baseline, bootstrap_value,
+              clip_rho_threshold=clip_rho_threshold,
+              clip_pg_rho_threshold=clip_pg_rho_threshold,
+              clip_c_threshold=clip_c_threshold, lambda_=lambda_)
+  if targets is not None:
+    vt = targets
+  vs, pg_advantages = vt['vs'], vt['pg_advantages']
+
+  policy_loss = baseline_loss = total_entropy = 0.0
+  for t in range(num_steps):
+    for b in range(batch_size):
+      # −A_s log π(a_s|x_s)
+      policy_loss -= pg_advantages[t, b] * log_pi[t, b, action[t, b]]
+      # ½ (v_s − V(x_s))²
+      baseline_loss += 0.5 * (vs[t, b] - baseline[t, b])**2
+      # H(π(·|x_s)) = −Σ_a π(a|x_s) log π(a|x_s)
+      total_entropy -= np.sum(np.exp(log_pi[t, b]) * log_pi[t, b])
+  baseline_loss *= baseline_cost
+  entropy_loss = -entropy_cost * total_entropy
+  return dict(
+      loss=policy_loss + baseline_loss + entropy_loss,
+      policy_loss=policy_loss,
+      baseline_loss=baseline_loss,
+      entropy_loss=entropy_loss,
+      entropy=total_entropy / (num_steps * batch_size),
+      mean_vs=vs.mean(),
+      mean_rho=np.exp(log_rhos).mean(),
+      mean_abs_pg_advantage=np.abs(pg_advantages).mean(),
+      vs=vs,
+      pg_advantages=pg_advantages,
+      baseline=baseline,
+      log_pi=log_pi)
+
+
+def impala_loss_gradients(ref: Dict[str, np.ndarray], action: np.ndarray,
+                          task_id: np.ndarray, num_tasks: int,
+                          baseline_cost: float,
+                          entropy_cost: float) -> Dict[str, np.ndarray]:
+  """Analytic d loss / d(policy_logits, values), with vs and A_s constant.
+
+  With π = softmax(z) at x_s, for s < T:
+    d(−A_s log π(a_s))/dz = −A_s (onehot(a_s) − π)
+    d(−c_e H(π))/dz_j   = c_e π_j (log π_j + H(π))
+    d(c_b ½ (v_s − V(x_s))²)/dV(x_s) = c_b (V(x_s) − v_s), at task_id[s] only.
+  Step T (the bootstrap step) receives no gradient: it only enters through the
+  stop-gradient targets.
+
+  Args:
+    ref: output of `impala_loss`.
+    action: int [T+1, B].
+    task_id: int [T+1, B].
+    num_tasks: K.
+    baseline_cost: weight of the value loss.
+    entropy_cost: weight of the entropy loss.
+
+  Returns:
+    dict with 'policy_logits' [T+1, B, A] and 'values' [T+1, B, K].
+  """
+  log_pi = ref['log_pi']
+  num_steps, batch_size, num_actions = log_pi.shape
+  d_logits = np.zeros((num_steps + 1, batch_size, num_actions))
+  d_values = np.zeros((num_steps + 1, batch_size, num_tasks))
+  for t in range(num_steps):
+    for b in range(batch_size):
+      pi = np.exp(log_pi[t, b])
+      entropy = -np.sum(pi * log_pi[t, b])
+      onehot = np.eye(num_actions)[action[t, b]]
+      d_logits[t, b] = (-ref['pg_advantages'][t, b] * (onehot - pi) +
+                        entropy_cost * pi * (log_pi[t, b] + entropy))
+      d_values[t, b, task_id[t, b]] = baseline_cost * (
+          ref['baseline'][t, b] - ref['vs'][t, b])
+  return dict(policy_logits=d_logits, values=d_values)
