@@ -1,0 +1,241 @@
+"""SavedModel export of the acting policy (SPEC §10).
+
+In the style of Acme `tf/savers.py` and TF-Agents `PolicySaver`. Contract
+(needs only TensorFlow to load; no project code):
+
+  policy = tf.saved_model.load(path)
+  state = policy.initial_state(batch_size)    # (h, c), float32 [B, lstm_size]
+  out = policy.step(observation=..., prev_action=int32 [B],
+                    prev_reward=float32 [B], first=bool [B],
+                    task_id=int32 [B], state=state)
+  out['action']  int32 [B]     sampled from π (tf.random.categorical)
+  out['logits']  float32 [B, num_actions]
+  out['value']   float32 [B]   values[b, task_id[b]] (the value head's output)
+  out['state']   (h, c) like initial_state
+
+`first=True` resets that row's LSTM state and zeroes its prev_action and
+prev_reward inside the step, exactly as the learner's network does.
+
+Signatures (`saved_model_cli show --dir PATH --all`):
+  serving_default: observation, prev_action, prev_reward, first, task_id,
+    state_h, state_c -> action, logits, value, state_h, state_c
+  initial_state: batch_size (int32 scalar) -> state_h, state_c
+
+Metadata, as non-trainable variables of the loaded object (`.numpy()`):
+  games (string [G]), action_set ('minimal' | 'full'), action_meanings
+  (string [A] or [0]), num_actions, num_tasks, lstm_size, frames_trained (raw
+  frames), agent_steps_trained (agent steps), observation_shape (int64 [rank]),
+  observation_dtype (string), frame_skip (raw frames per agent step; only if
+  given) and metadata_json (all of it, plus extra keys, as a JSON string).
+The same JSON is written to PATH/assets.extra/metadata.json for humans.
+"""
+
+import json
+import os
+import uuid
+from typing import Any, Dict, Mapping
+
+import numpy as np
+import tensorflow as tf
+
+from agent import networks
+
+ACTION_SETS = ('minimal', 'full')
+_INT_KEYS = ('frames_trained', 'agent_steps_trained', 'frame_skip')
+
+
+def _observation_spec(spec) -> tf.TensorSpec:
+  """(shape, dtype) or anything with .shape/.dtype -> TensorSpec [None, ...]."""
+  if hasattr(spec, 'shape') and hasattr(spec, 'dtype'):
+    shape, dtype = spec.shape, spec.dtype
+  elif isinstance(spec, (tuple, list)) and len(spec) == 2:
+    shape, dtype = spec
+  else:
+    raise ValueError('`observation_spec` must be (shape, dtype) or have '
+                     f'.shape and .dtype; got {spec!r}.')
+  shape = tf.TensorShape(shape)
+  if not shape.is_fully_defined():
+    raise ValueError('`observation_spec` shape must be fully defined; got '
+                     f'{shape}.')
+  return tf.TensorSpec([None] + shape.as_list(), tf.as_dtype(dtype),
+                       'observation')
+
+
+def _check_metadata(metadata: Mapping[str, Any], network, obs_spec
+                    ) -> Dict[str, Any]:
+  """Validates `metadata` and completes it; returns a JSON-able dict."""
+  meta = dict(metadata)
+  for key in ('games', 'action_set'):
+    if key not in meta:
+      raise ValueError(f'`metadata` must contain {key!r}; got keys '
+                       f'{sorted(meta)}.')
+  games = meta['games']
+  if (isinstance(games, str) or not games
+      or not all(isinstance(g, str) for g in games)):
+    raise ValueError("`metadata['games']` must be a non-empty list of str; "
+                     f'got {games!r}.')
+  if meta['action_set'] not in ACTION_SETS:
+    raise ValueError(f"`metadata['action_set']` must be one of {ACTION_SETS}; "
+                     f"got {meta['action_set']!r}.")
+  meanings = list(meta.get('action_meanings', ()))
+  if meanings and len(meanings) != network.num_actions:
+    raise ValueError("`metadata['action_meanings']` must have num_actions = "
+                     f'{network.num_actions} entries; got {len(meanings)}.')
+  for key in ('num_actions', 'num_tasks'):
+    if key in meta and meta[key] != getattr(network, key):
+      raise ValueError(f"`metadata['{key}']` = {meta[key]!r} differs from the "
+                       f'network\'s {key} = {getattr(network, key)}.')
+  for key in _INT_KEYS:
+    value, minimum = meta.get(key, 1), 1 if key == 'frame_skip' else 0
+    if (isinstance(value, bool) or not isinstance(value, (int, np.integer))
+        or value < minimum):
+      raise ValueError(f"`metadata['{key}']` must be an int >= {minimum}; "
+                       f'got {value!r}.')
+  meta.update(
+      games=list(games), action_meanings=[str(m) for m in meanings],
+      num_actions=network.num_actions, num_tasks=network.num_tasks,
+      lstm_size=network.lstm_size, torso=network.torso_name,
+      frames_trained=int(meta.get('frames_trained', 0)),
+      agent_steps_trained=int(meta.get('agent_steps_trained', 0)),
+      observation_shape=obs_spec.shape[1:].as_list(),
+      observation_dtype=obs_spec.dtype.name)
+  if 'frame_skip' in meta:
+    meta['frame_skip'] = int(meta['frame_skip'])
+  try:
+    json.dumps(meta)
+  except TypeError as e:
+    raise ValueError(f'`metadata` values must be JSON-serialisable: {e}') from e
+  return meta
+
+
+class _Policy(tf.Module):
+  """The exported module: metadata, network variables and traced functions.
+
+  It tracks the network's variables, not its Keras layers, so the SavedModel
+  holds only variables and functions and loads without Keras or project code.
+  """
+
+  def __init__(self, network: networks.ImpalaNetwork, obs_spec: tf.TensorSpec,
+               meta: Dict[str, Any]):
+    super().__init__(name='impala_policy')
+    self.network_variables = list(network.variables)
+    for key in ('games', 'action_set', 'action_meanings', 'num_actions',
+                'num_tasks', 'lstm_size', 'frames_trained',
+                'agent_steps_trained', 'observation_shape', 'observation_dtype',
+                'frame_skip'):
+      if key in meta:
+        value = meta[key]
+        dtype = tf.string if key in ('games', 'action_set', 'action_meanings',
+                                     'observation_dtype') else tf.int64
+        setattr(self, key, tf.Variable(tf.constant(value, dtype),
+                                       trainable=False, name=key))
+    self.metadata_json = tf.Variable(json.dumps(meta, sort_keys=True),
+                                     trainable=False, name='metadata_json')
+    lstm = network.lstm_size
+    state_spec = (tf.TensorSpec([None, lstm], tf.float32, 'state_h'),
+                  tf.TensorSpec([None, lstm], tf.float32, 'state_c'))
+    specs = dict(
+        observation=obs_spec,
+        prev_action=tf.TensorSpec([None], tf.int32, 'prev_action'),
+        prev_reward=tf.TensorSpec([None], tf.float32, 'prev_reward'),
+        first=tf.TensorSpec([None], tf.bool, 'first'),
+        task_id=tf.TensorSpec([None], tf.int32, 'task_id'))
+
+    def initial_state(batch_size):
+      return network.initial_state(batch_size)
+
+    def step(observation, prev_action, prev_reward, first, task_id, state):
+      output, state = network.step(observation, prev_action, prev_reward,
+                                   first, task_id, state)
+      logits = output.policy_logits  # [B, A]
+      action = tf.random.categorical(logits, 1, dtype=tf.int32)[:, 0]  # [B]
+      value = tf.gather(output.values, task_id, batch_dims=1)  # [B]
+      return dict(action=action, logits=logits, value=value, state=state)
+
+    def serve(observation, prev_action, prev_reward, first, task_id, state_h,
+              state_c):
+      out = step(observation, prev_action, prev_reward, first, task_id,
+                 (state_h, state_c))
+      state_h, state_c = out.pop('state')
+      return dict(out, state_h=state_h, state_c=state_c)
+
+    def serve_initial_state(batch_size):
+      state_h, state_c = network.initial_state(batch_size)
+      return dict(state_h=state_h, state_c=state_c)
+
+    batch_size_spec = tf.TensorSpec([], tf.int32, 'batch_size')
+    self.initial_state = tf.function(initial_state,
+                                     input_signature=[batch_size_spec])
+    self.step = tf.function(step, input_signature=list(specs.values()) +
+                            [state_spec])
+    self.serve = tf.function(serve, input_signature=list(specs.values()) +
+                             list(state_spec))
+    self.serve_initial_state = tf.function(serve_initial_state,
+                                           input_signature=[batch_size_spec])
+
+
+def _replace_directory(source: str, target: str) -> None:
+  """Moves `source` to `target`; an existing `target` is kept until then."""
+  old = None
+  if tf.io.gfile.exists(target):
+    old = f'{target}.old-{uuid.uuid4().hex[:8]}'
+    tf.io.gfile.rename(target, old)
+  try:
+    tf.io.gfile.rename(source, target)
+  except Exception:
+    if old is not None:
+      tf.io.gfile.rename(old, target)  # Put the previous policy back.
+    raise
+  if old is not None:
+    tf.io.gfile.rmtree(old)
+
+
+def export_policy(network: networks.ImpalaNetwork, path: str, *,
+                  observation_spec, metadata: Mapping[str, Any]) -> None:
+  """Writes the acting policy of `network` as a SavedModel at `path`.
+
+  Atomic for readers: the SavedModel is written to a sibling temporary
+  directory, then the existing `path` (if any) is renamed away, the new one
+  renamed in and the old one deleted. If export fails, `path` is unchanged.
+
+  Args:
+    network: an ImpalaNetwork (variables are created here if needed). May live
+      under a tf.distribute strategy; the export reads its current values.
+    path: SavedModel directory (e.g. LOGDIR/policy); its parent must exist
+      or be creatable.
+    observation_spec: (shape, dtype) of one unbatched observation, or a spec
+      with .shape/.dtype (dm_env Array, tf.TensorSpec); Atari: (84, 84, 4)
+      uint8.
+    metadata: 'games' (list of str, task i = games[i]) and 'action_set'
+      ('minimal' | 'full') are required; optional 'action_meanings' (list of
+      num_actions str), 'frames_trained' (raw frames), 'agent_steps_trained'
+      (agent steps), 'frame_skip', 'num_actions'/'num_tasks' (checked against
+      the network) and extra JSON-able keys (kept in metadata_json only).
+
+  Raises:
+    ValueError: for a bad `observation_spec` or `metadata` field.
+  """
+  obs_spec = _observation_spec(observation_spec)
+  meta = _check_metadata(metadata, network, obs_spec)
+  network.create_variables(obs_spec.shape[1:], obs_spec.dtype)
+  policy = _Policy(network, obs_spec, meta)
+  path = path.rstrip('/')
+  parent = os.path.dirname(path)
+  if parent:
+    tf.io.gfile.makedirs(parent)
+  tmp = f'{path}.tmp-{uuid.uuid4().hex[:8]}'
+  try:
+    tf.saved_model.save(
+        policy, tmp,
+        signatures={
+            'serving_default': policy.serve.get_concrete_function(),
+            'initial_state': policy.serve_initial_state.get_concrete_function(),
+        })
+    tf.io.gfile.makedirs(os.path.join(tmp, 'assets.extra'))
+    with tf.io.gfile.GFile(os.path.join(tmp, 'assets.extra', 'metadata.json'),
+                           'w') as f:
+      f.write(json.dumps(meta, indent=2, sort_keys=True) + '\n')
+    _replace_directory(tmp, path)
+  finally:
+    if tf.io.gfile.exists(tmp):
+      tf.io.gfile.rmtree(tmp)
