@@ -11,6 +11,8 @@ INSTALL_REQUIRES = [
     'tensorflow-probability==0.23.0',
     'ale-py>=0.12,<0.13',  # ships the Atari ROMs; no download step
     'dm-env',
+    'dm-tree',  # imported directly by replay/ (also a Reverb dependency)
+    'portpicker',  # free ports for Reverb servers in tests and launchers
     'absl-py',
     'ml-collections',
     'numpy<2',

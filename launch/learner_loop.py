@@ -24,7 +24,7 @@ from replay import episodes
 from replay import tables
 from replay import variables
 
-_JOIN_TIMEOUT_SECS = 60.0
+_MIN_JOIN_TIMEOUT_SECS = 10.0  # wait for the step in flight at shutdown
 
 
 class _LearnerThread(threading.Thread):
@@ -132,7 +132,8 @@ def run(config, *, facts, strategy: tf.distribute.Strategy, logdir: str,
     stop.set()
   finally:
     stop.set()
-    thread.join(timeout=_JOIN_TIMEOUT_SECS)
+    thread.join(timeout=max(_MIN_JOIN_TIMEOUT_SECS,
+                            config.logging.stall_warning_secs))
     hung = thread.is_alive()
     if hung:
       logging.error('The learner is blocked waiting for data (%s); saving '

@@ -1,0 +1,186 @@
+"""Learner -> actor weights through the Reverb 'variables' table.
+
+The learner publishes a flat, stably ordered list of variables plus its int64
+`learner_step` counter as ONE item of the max_size-1 'variables' table
+(`replay.tables.make_tables`); a new publish evicts the previous item. Actors
+poll it every N agent steps and assign the values to their own copy of the
+network.
+
+Choice: TF-Agents 0.19's `ReverbVariableContainer`
+(tf_agents/experimental/distributed/reverb_variable_container.py) moves the
+data. Checked against Reverb 0.14: it requires the table to exist with a
+signature and max_size 1 (it validates both), `push` inserts
+`tf.nest.flatten(values)` with one in-graph `TFClient.insert` op (the server
+validates dtypes/shapes against the signature) and `pull` samples with one
+`TFClient.sample` op, so a `{'learner_step': int64, 'variables': (v0, v1, ...)}`
+nest round-trips in a stable order. Its `pull`, though, has no timeout and
+blocks forever on an empty table (MinSize(1) rate limiter), and its `update`
+would assign `learner_step` into a variable. So the subscriber checks
+`server_info()` first (the table never shrinks once published: only a new
+publish evicts the old item, and sampling does not remove it) and assigns the
+pulled values itself, returning the learner step.
+
+Both sides must pass the same variables in the same order (e.g.
+`network.variables` of identically built networks); a mismatch in count, shape
+or dtype raises ValueError at construction.
+"""
+
+from typing import Any, Dict, Optional, Sequence, Union
+
+import reverb
+import tensorflow as tf
+from tf_agents.experimental.distributed import reverb_variable_container
+
+from replay import tables
+
+_STEP_KEY = 'learner_step'
+_VARIABLES_KEY = 'variables'
+_SERVER_INFO_TIMEOUT_SECS = 30
+
+ClientOrAddress = Union[reverb.Client, str]
+
+
+def variables_signature(
+    variables: Sequence[tf.Variable]) -> Dict[str, Any]:
+  """Returns the 'variables' table signature for `variables`.
+
+  Args:
+    variables: the published variables, in the order both sides use.
+
+  Returns:
+    {'learner_step': int64 [] (learner steps), 'variables': tuple of
+    tf.TensorSpec(v.shape, v.dtype), one per variable, in order}.
+
+  Raises:
+    ValueError: if `variables` is empty.
+  """
+  if not variables:
+    raise ValueError('variables must hold at least one tf.Variable, got [].')
+  return {
+      _STEP_KEY: tf.TensorSpec([], tf.int64, name=_STEP_KEY),
+      _VARIABLES_KEY: tuple(
+          tf.TensorSpec(v.shape, v.dtype) for v in variables),
+  }
+
+
+def _address(client_or_address: ClientOrAddress) -> str:
+  if isinstance(client_or_address, reverb.Client):
+    return client_or_address.server_address
+  return client_or_address
+
+
+def _check_table(client: reverb.Client, table: str,
+                 variables: Sequence[tf.Variable]) -> None:
+  """Raises ValueError unless `table`'s signature matches `variables`."""
+  info = client.server_info(timeout=_SERVER_INFO_TIMEOUT_SECS)
+  if table not in info:
+    raise ValueError(f'table must be one of {sorted(info)}, got {table!r}.')
+  expected = variables_signature(variables)
+  served = info[table].signature
+  if not served or set(served) != set(expected):
+    raise ValueError(f'table {table!r} signature must be '
+                     f'variables_signature(variables), got {served}.')
+  if len(served[_VARIABLES_KEY]) != len(expected[_VARIABLES_KEY]):
+    raise ValueError(
+        f'variables must have {len(served[_VARIABLES_KEY])} entries (the '
+        f'{table!r} signature), got {len(expected[_VARIABLES_KEY])}.')
+  for i, (want, got) in enumerate(
+      zip(served[_VARIABLES_KEY], expected[_VARIABLES_KEY])):
+    if want.shape != got.shape or want.dtype != got.dtype:
+      raise ValueError(
+          f'variables[{i}] must be {want.dtype.name} {want.shape} (the '
+          f'{table!r} signature), got {got.dtype.name} {got.shape} '
+          f'({variables[i].name}).')
+
+
+class VariablePublisher:
+  """Learner side: publishes weights and the learner step counter."""
+
+  def __init__(self,
+               client_or_address: ClientOrAddress,
+               variables: Sequence[tf.Variable],
+               step_counter: tf.Variable,
+               *,
+               table: str = tables.VARIABLES_TABLE):
+    """Connects to the server and checks the table signature.
+
+    Args:
+      client_or_address: reverb.Client or 'host:port' of the server.
+      variables: variables to publish, in the order subscribers use.
+      step_counter: integer scalar tf.Variable, learner steps (published as
+        int64 `learner_step`).
+      table: the variables table.
+
+    Raises:
+      ValueError: if the table is missing or its signature does not match.
+    """
+    address = _address(client_or_address)
+    _check_table(reverb.Client(address), table, variables)
+    self._variables = tuple(variables)
+    self._step_counter = step_counter
+    self._table = table
+    self._container = reverb_variable_container.ReverbVariableContainer(
+        address, table_names=(table,))
+
+  def publish(self) -> None:
+    """Inserts the current values (replacing the previous publish).
+
+    Returns once the server has stored the item.
+    """
+    self._container.push(
+        {
+            _STEP_KEY: tf.cast(self._step_counter, tf.int64),
+            _VARIABLES_KEY: self._variables,
+        },
+        table=self._table)
+
+
+class VariableSubscriber:
+  """Actor side: assigns the latest published weights to local variables."""
+
+  def __init__(self,
+               client_or_address: ClientOrAddress,
+               variables: Sequence[tf.Variable],
+               *,
+               table: str = tables.VARIABLES_TABLE):
+    """Connects to the server and checks the table signature.
+
+    Args:
+      client_or_address: reverb.Client or 'host:port' of the server.
+      variables: the actor's variables, in the publisher's order.
+      table: the variables table.
+
+    Raises:
+      ValueError: if the table is missing or its signature does not match.
+    """
+    address = _address(client_or_address)
+    self._client = reverb.Client(address)
+    _check_table(self._client, table, variables)
+    self._variables = tuple(variables)
+    self._table = table
+    self._container = reverb_variable_container.ReverbVariableContainer(
+        address, table_names=(table,))
+
+  def update(self, wait: bool = False) -> Optional[int]:
+    """Assigns the latest published values to the variables.
+
+    Args:
+      wait: if True, block until something has been published. If False,
+        return None at once when nothing has been published yet.
+
+    Returns:
+      The learner step (learner steps, not frames) the values were published
+      at, or None if nothing was published yet and `wait` is False.
+
+    Raises:
+      reverb.DeadlineExceededError: if `wait` is False and the server does not
+        answer `server_info` within 30 s.
+    """
+    if not wait:
+      info = self._client.server_info(timeout=_SERVER_INFO_TIMEOUT_SECS)
+      if info[self._table].current_size == 0:
+        return None
+    values = self._container.pull(table=self._table)
+    for variable, value in zip(self._variables, values[_VARIABLES_KEY]):
+      variable.assign(value)
+    return int(values[_STEP_KEY])
