@@ -87,8 +87,9 @@ class Progress:
     eta = (self._total - frames) / fps if fps > 0 else float('inf')
     return (f'frames {frames:,}/{self._total:,} ({100 * frames / self._total:.2f}%)'
             f' | {fps:,.0f} frames/s | {sps:.2f} learner steps/s'
-            f' | return {mean_return:.2f} (last {episodes} episodes)'
-            f' | ETA {_duration(eta)}{extra}')
+            + (f' | return {mean_return:.2f} (last {episodes} episodes)'
+               if episodes else ' | return n/a (no episode finished yet)')
+            + f' | ETA {_duration(eta)}{extra}')
 
 
 def _duration(seconds: float) -> str:
