@@ -43,6 +43,31 @@ def network_inputs(unroll: types.Unroll):
           unroll.task_id, unroll.core_state)
 
 
+class LinearDecayByFrames(tf.keras.optimizers.schedules.LearningRateSchedule):
+  """lr = lr0 · max(0, 1 − frames / total_frames), frames read from a counter.
+
+  Tied to the frame counter rather than optimizer iterations, so resuming with
+  another batch size or unroll length keeps the schedule (IMPALA: linear decay
+  to 0 over the run's frames).
+  """
+
+  def __init__(self, initial_learning_rate: float, total_frames: int,
+               agent_steps: tf.Variable, frame_skip: int):
+    self._initial = float(initial_learning_rate)
+    self._total_frames = float(total_frames)
+    self._agent_steps = agent_steps
+    self._frame_skip = float(frame_skip)
+
+  def __call__(self, step=None):
+    del step  # the schedule follows frames, not optimizer iterations
+    frames = tf.cast(self._agent_steps, tf.float32) * self._frame_skip
+    return self._initial * tf.maximum(0.0, 1.0 - frames / self._total_frames)
+
+  def get_config(self):
+    return dict(initial_learning_rate=self._initial,
+                total_frames=self._total_frames, frame_skip=self._frame_skip)
+
+
 class Learner:
   """V-trace actor-critic learner (Espeholt et al. 2018, §4)."""
 
@@ -53,7 +78,7 @@ class Learner:
                loss_fn: LossFn,
                strategy: tf.distribute.Strategy,
                learning_rate: float = 6e-4,
-               decay_steps: int = 1,
+               total_frames: int = 200_000_000,
                rmsprop_decay: float = 0.99,
                rmsprop_momentum: float = 0.0,
                rmsprop_epsilon: float = 0.01,
@@ -73,10 +98,9 @@ class Learner:
         used through `gradients`/`step_on`.
       loss_fn: (agent_outputs over T+1 steps, unroll) -> (loss, metrics).
       strategy: the tf.distribute strategy (default, Mirrored or TPU).
-      learning_rate: initial RMSProp learning rate, linearly decayed to 0 over
-        `decay_steps` learner steps.
-      decay_steps: learner steps over which the learning rate reaches 0
-        (total_frames / (B · T · frame_skip)).
+      learning_rate: initial RMSProp learning rate, linearly decayed to 0 at
+        `total_frames` consumed raw frames.
+      total_frames: raw frames at which the learning rate reaches 0.
       rmsprop_decay, rmsprop_momentum, rmsprop_epsilon: RMSProp (IMPALA: 0.99,
         0, 0.01).
       max_grad_norm: global-norm gradient clip (IMPALA: 40).
@@ -94,18 +118,16 @@ class Learner:
       self._network = make_network()
       self._network.create_variables(observation_spec.shape,
                                      observation_spec.dtype)
-      schedule = tf.keras.optimizers.schedules.PolynomialDecay(
-          learning_rate, decay_steps=max(1, int(decay_steps)),
-          end_learning_rate=0.0, power=1.0)
-      self._optimizer = tf.keras.optimizers.RMSprop(
-          learning_rate=schedule, rho=rmsprop_decay,
-          momentum=rmsprop_momentum, epsilon=rmsprop_epsilon)
-      self._optimizer.build(self._network.trainable_variables)
       self._learner_steps = tf.Variable(0, dtype=tf.int64, trainable=False,
                                         name='learner_steps')
       self._agent_steps = tf.Variable(0, dtype=tf.int64, trainable=False,
                                       name='agent_steps')
-    self._schedule = schedule
+      self._schedule = LinearDecayByFrames(learning_rate, total_frames,
+                                           self._agent_steps, frame_skip)
+      self._optimizer = tf.keras.optimizers.RMSprop(
+          learning_rate=self._schedule, rho=rmsprop_decay,
+          momentum=rmsprop_momentum, epsilon=rmsprop_epsilon)
+      self._optimizer.build(self._network.trainable_variables)
     self._checkpoint = tf.train.Checkpoint(
         network=self._network, optimizer=self._optimizer,
         learner_steps=self._learner_steps, agent_steps=self._agent_steps)
@@ -126,6 +148,11 @@ class Learner:
   @property
   def strategy(self) -> tf.distribute.Strategy:
     return self._strategy
+
+  @property
+  def learner_step_counter(self) -> tf.Variable:
+    """The int64 learner-step variable (e.g. published with the weights)."""
+    return self._learner_steps
 
   @property
   def learner_steps(self) -> int:
@@ -158,9 +185,14 @@ class Learner:
   def _replica_step(self, unroll: types.Unroll):
     loss, metrics, gradients = self._replica_loss_and_gradients(unroll)
     gradients, norm = tf.clip_by_global_norm(gradients, self._max_grad_norm)
-    self._optimizer.apply_gradients(
-        zip(gradients, self._network.trainable_variables),
-        skip_gradients_aggregation=True)
+    # Never apply (and then publish, checkpoint, export) non-finite weights:
+    # raise instead (STYLE: never patch NaNs).
+    norm = tf.debugging.assert_all_finite(
+        norm, 'Non-finite gradient norm: the loss or its gradient is NaN/Inf.')
+    with tf.control_dependencies([norm]):
+      self._optimizer.apply_gradients(
+          zip(gradients, self._network.trainable_variables),
+          skip_gradients_aggregation=True)
     metrics['grad_norm'] = norm
     return loss, metrics
 
@@ -178,21 +210,25 @@ class Learner:
     loss, metrics = self._strategy.run(self._replica_step,
                                        args=(distributed_unroll,))
     metrics = self._reduce(loss, metrics)
-    self._learner_steps.assign_add(1)
-    self._agent_steps.assign_add(self._agent_steps_per_step)
-    metrics['learning_rate'] = self._schedule(self._optimizer.iterations - 1)
+    metrics['learning_rate'] = self._schedule()  # the rate this step used
+    with tf.control_dependencies(tf.nest.flatten(metrics)):
+      self._learner_steps.assign_add(1)
+      self._agent_steps.assign_add(self._agent_steps_per_step)
     return metrics
 
-  @tf.function
-  def _train_step_from_iterator(self, iterator):
-    return self._train_step(next(iterator))
+  def next_batch(self):
+    """Blocks until the next global batch (distributed) is available.
+
+    Separate from the step so a launcher can wait for data outside its step
+    lock and save consistent checkpoints while the input is stalled.
+    """
+    if self._iterator is None:
+      raise ValueError('This learner was built with dataset_fn=None; use step_on.')
+    return next(self._iterator)
 
   def step(self) -> Dict[str, float]:
     """One learner step on the next global batch from the dataset."""
-    if self._iterator is None:
-      raise ValueError('This learner was built with dataset_fn=None; use step_on.')
-    metrics = self._train_step_from_iterator(self._iterator)
-    return {k: float(v) for k, v in metrics.items()}
+    return self.step_on(self.next_batch())
 
   def step_on(self, distributed_unroll) -> Dict[str, float]:
     """One learner step on a given (distributed) batch, e.g. in tests."""
@@ -216,18 +252,29 @@ class Learner:
   # --------------------------------------------------------------- checkpoint
   def restore(self) -> bool:
     """Restores the latest checkpoint of checkpoint_dir; True if one existed."""
-    if self._manager is None or self._manager.latest_checkpoint is None:
+    if self._manager is None or not self._manager.checkpoints:
       return False
-    path = self._manager.latest_checkpoint
-    self._checkpoint.restore(path).assert_consumed()
-    logging.info('Restored %s: %d learner steps, %d agent steps (%d frames).',
-                 path, self.learner_steps, self.agent_steps, self.frames)
-    return True
+    for path in reversed(self._manager.checkpoints):  # newest first
+      try:
+        self._checkpoint.restore(path).assert_consumed()
+      except (tf.errors.OpError, ValueError, AssertionError) as e:
+        logging.error('Cannot restore %s (%s); trying an older checkpoint.',
+                      path, e)
+        continue
+      logging.info('Restored %s: %d learner steps, %d agent steps (%d frames).',
+                   path, self.learner_steps, self.agent_steps, self.frames)
+      return True
+    raise ValueError(f'No checkpoint in {self._manager.directory} could be '
+                     'restored (see the errors above); the run directory '
+                     'belongs to an incompatible network or is corrupted.')
 
   def save(self) -> Optional[str]:
     """Writes a checkpoint (network, optimizer, counters); returns its path."""
     if self._manager is None:
       return None
+    latest = self._manager.latest_checkpoint
+    if latest and latest.endswith(f'-{self.learner_steps}'):
+      return latest  # nothing new since the last save; do not rewrite it
     path = self._manager.save(checkpoint_number=self._learner_steps)
     logging.info('Saved checkpoint %s (%d frames).', os.path.basename(path),
                  self.frames)

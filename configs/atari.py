@@ -56,6 +56,7 @@ def get_config(game: str = 'pong') -> ml_collections.ConfigDict:
   config.learner.clip_pg_rho_threshold = 1.0  # ρ̄ of the policy gradient
   config.learner.clip_c_threshold = 1.0  # c̄
   config.learner.lambda_ = 1.0  # λ
+  config.learner.publish_every_secs = 1.0  # weights to actors; 0 = every step
 
   config.replay = ml_collections.ConfigDict()
   config.replay.queue_capacity = 64  # unrolls; actors block when it is full

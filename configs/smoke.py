@@ -27,6 +27,7 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
   config.total_frames = 200_000
   config.learner.learning_rate = 2e-3
   config.learner.entropy_cost = 0.005
+  config.learner.publish_every_secs = 0.2
   config.replay.queue_capacity = 32
   config.logging.progress_every_secs = 5.0
   config.logging.checkpoint_every_secs = 60.0

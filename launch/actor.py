@@ -14,6 +14,8 @@ from launch import version_check
 version_check.check()
 
 # pylint: disable=g-import-not-at-top,g-bad-import-order
+import sys
+
 from absl import app
 from absl import flags
 from absl import logging
@@ -36,7 +38,10 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   config = _CONFIG.value
-  validate.validate_config(config)
+  try:
+    validate.validate_config(config)
+  except ValueError as e:
+    sys.exit(f'error: {e}')
   tf.config.threading.set_intra_op_parallelism_threads(config.actor_tf_threads)
   tf.config.threading.set_inter_op_parallelism_threads(config.actor_tf_threads)
   tf.config.set_visible_devices([], 'GPU')

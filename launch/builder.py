@@ -10,6 +10,7 @@ import functools
 from typing import Any, Dict
 
 import ml_collections
+import numpy as np
 import reverb
 import tensorflow as tf
 
@@ -99,12 +100,6 @@ def agent_steps_per_learner_step(config) -> int:
   return config.batch_size * config.unroll_length
 
 
-def total_learner_steps(config) -> int:
-  """Learner steps until total_frames raw frames are consumed (rounded up)."""
-  frames_per_step = agent_steps_per_learner_step(config) * config.env.frame_skip
-  return -(-config.total_frames // frames_per_step)
-
-
 def make_learner(config, facts, strategy, server_address, checkpoint_dir):
   """The learner reading batches from the queue at `server_address`."""
   def dataset_fn(context: tf.distribute.InputContext):
@@ -118,7 +113,7 @@ def make_learner(config, facts, strategy, server_address, checkpoint_dir):
       observation_spec=facts['observation_spec'],
       dataset_fn=dataset_fn if server_address else None,
       loss_fn=make_loss_fn(config), strategy=strategy,
-      learning_rate=lc.learning_rate, decay_steps=total_learner_steps(config),
+      learning_rate=lc.learning_rate, total_frames=config.total_frames,
       rmsprop_decay=lc.rmsprop_decay, rmsprop_momentum=lc.rmsprop_momentum,
       rmsprop_epsilon=lc.rmsprop_epsilon, max_grad_norm=lc.max_grad_norm,
       agent_steps_per_step=agent_steps_per_learner_step(config),
@@ -129,8 +124,10 @@ def make_actor(config, facts, server_address: str, actor_id: int):
   """An actor process's Actor: environments, network, writers, clients."""
   client = reverb.Client(server_address)
   n = config.num_envs_per_actor
-  seed0 = config.seed * 1_000_003 + actor_id * n
-  envs = [make_environment(config, seed=seed0 + i) for i in range(n)]
+  # Independent 31-bit seeds per (run seed, actor, env); the last seeds actions.
+  seeds = [int(x) & 0x7FFFFFFF for x in np.random.SeedSequence(
+      [config.seed, actor_id]).generate_state(n + 1)]
+  envs = [make_environment(config, seed=seeds[i]) for i in range(n)]
   network = make_network(config, facts)
   writers = [writer_lib.UnrollWriter(
       client, unroll_length=config.unroll_length,
@@ -141,7 +138,7 @@ def make_actor(config, facts, server_address: str, actor_id: int):
           client, network.trainable_variables),
       episode_reporter=episodes.EpisodeReporter(client), actor_id=actor_id,
       update_period=config.actor_update_period,
-      frame_skip=config.env.frame_skip, seed=seed0)
+      frame_skip=config.env.frame_skip, seed=seeds[n])
 
 
 def export_metadata(config, facts, learner) -> Dict[str, Any]:

@@ -3,7 +3,7 @@ r"""Runs the learner role against a (remote) Reverb server.
   python -m launch.reverb_server --config=configs/atari.py --port=8000   # host A
   python -m launch.actor --config=configs/atari.py --reverb_address=A:8000 --actor_id=0
   python -m launch.learner --config=configs/atari.py --reverb_address=A:8000 \
-      --logdir=gs://bucket/run [--tpu=NAME | --use_gpu]
+      --logdir=DIR [--tpu=NAME | --use_gpu]
 
 Same loop, checkpoints, exports and logs as launch/train.py, without local
 actors; the stall watchdog reports when the server or the actors go away.
@@ -15,6 +15,7 @@ version_check.check()
 
 # pylint: disable=g-import-not-at-top,g-bad-import-order
 import os
+import sys
 import threading
 
 from absl import app
@@ -42,8 +43,12 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   config = _CONFIG.value
-  strategy = strategy_lib.get_strategy(_TPU.value, _USE_GPU.value)
-  facts = run_setup.validate_and_describe(config, strategy)
+  try:  # every check before any file exists
+    strategy = strategy_lib.get_strategy(_TPU.value, _USE_GPU.value)
+    facts = run_setup.validate_and_describe(config, strategy)
+    run_setup.check_logdir(_LOGDIR.value, config)
+  except ValueError as e:
+    sys.exit(f'error: {e}')
   run_setup.prepare_logdir(_LOGDIR.value, config)
   stop = threading.Event()
   run_setup.install_stop_handlers(stop)

@@ -28,7 +28,12 @@ _MIN_JOIN_TIMEOUT_SECS = 10.0  # wait for the step in flight at shutdown
 
 
 class _LearnerThread(threading.Thread):
-  """Runs train steps until stop is requested or total_frames is reached."""
+  """Runs train steps until stop is requested or total_frames is reached.
+
+  The batch is awaited OUTSIDE `step_lock` and the step runs inside it, so the
+  main thread can take the lock and save a consistent checkpoint even while
+  this thread is blocked on an empty (or dead) queue.
+  """
 
   def __init__(self, learner, publisher, watchdog, config, facts, logdir, stop):
     super().__init__(daemon=True, name='learner')
@@ -36,28 +41,35 @@ class _LearnerThread(threading.Thread):
     self._config, self._facts, self._logdir = config, facts, logdir
     self._stop_requested = stop
     self.metrics, self.error = {}, None
-    self.save_lock = threading.Lock()
+    self.step_lock = threading.Lock()
 
   def run(self):
     try:
-      last_save = time.time()
-      every = self._config.logging.checkpoint_every_secs
+      last_save = last_publish = time.time()
+      config = self._config
       while (not self._stop_requested.is_set()
-             and self.learner.frames < self._config.total_frames):
-        self.metrics = self.learner.step()
-        self._watchdog.beat()
-        self._publisher.publish()
-        if time.time() - last_save >= every:
-          self.save_and_export()
-          last_save = time.time()
+             and self.learner.frames < config.total_frames):
+        batch = self.learner.next_batch()
+        with self.step_lock:
+          if self._stop_requested.is_set():
+            break
+          self.metrics = self.learner.step_on(batch)
+          self._watchdog.beat()
+          now = time.time()
+          if now - last_publish >= config.learner.publish_every_secs:
+            self._publisher.publish()
+            last_publish = now
+          if now - last_save >= config.logging.checkpoint_every_secs:
+            self.save_and_export()
+            last_save = time.time()
     except Exception as e:  # pylint: disable=broad-except
       logging.exception('Learner thread failed.')
       self.error = e
 
   def save_and_export(self):
-    with self.save_lock:
-      self.learner.save()
-      export_policy(self._config, self._facts, self.learner, self._logdir)
+    """Checkpoint + policy export; call with `step_lock` held."""
+    self.learner.save()
+    export_policy(self._config, self._facts, self.learner, self._logdir)
 
 
 def export_policy(config, facts, learner, logdir) -> str:
@@ -95,7 +107,8 @@ def run(config, *, facts, strategy: tf.distribute.Strategy, logdir: str,
                learner.learner_steps)
   client = reverb.Client(server_address)
   publisher = variables.VariablePublisher(
-      client, learner.network.trainable_variables, learner.learner_steps)
+      client, learner.network.trainable_variables,
+      learner.learner_step_counter)
   publisher.publish()
   if supervisor is not None:
     supervisor.start()
@@ -134,18 +147,22 @@ def run(config, *, facts, strategy: tf.distribute.Strategy, logdir: str,
     stop.set()
     thread.join(timeout=max(_MIN_JOIN_TIMEOUT_SECS,
                             config.logging.stall_warning_secs))
+    watchdog.stop()
+    # Each finalisation step runs even if an earlier one fails.
+    with thread.step_lock:  # free unless a step or periodic save is running
+      if thread.error is None:
+        _attempt('final checkpoint and export', thread.save_and_export)
+    thread.join(timeout=_MIN_JOIN_TIMEOUT_SECS)
     hung = thread.is_alive()
     if hung:
-      logging.error('The learner is blocked waiting for data (%s); saving '
-                    'from the main thread.', _safe(describe))
-    watchdog.stop()
-    if thread.error is None:
-      thread.save_and_export()
-    episode_log.close()
-    summary_writer.flush()
-    png = monitoring.plot_learning_curve(
-        episode_log.path, os.path.join(logdir, 'learning_curve.png'),
-        title=f"{', '.join(facts['games'])}: IMPALA")
+      logging.error('The learner is blocked waiting for data (%s); its state '
+                    'was saved from the main thread.', _safe(describe))
+    _attempt('closing episodes.csv', episode_log.close)
+    _attempt('flushing TensorBoard', summary_writer.flush)
+    png = _attempt('plotting the learning curve', lambda: (
+        monitoring.plot_learning_curve(
+            episode_log.path, os.path.join(logdir, 'learning_curve.png'),
+            title=f"{', '.join(facts['games'])}: IMPALA")))
     if png:
       logging.info('Learning curve: %s (episodes: %s)', png, episode_log.path)
   if thread.error is not None:
@@ -154,6 +171,14 @@ def run(config, *, facts, strategy: tf.distribute.Strategy, logdir: str,
     logging.info('Reached total_frames=%d (%d learner steps).',
                  config.total_frames, learner.learner_steps)
   return not hung
+
+
+def _attempt(what, fn):
+  try:
+    return fn()
+  except Exception:  # pylint: disable=broad-except
+    logging.exception('Failed %s at shutdown.', what)
+    return None
 
 
 def _safe(fn):

@@ -23,12 +23,22 @@ CSV_FIELDS = ('wall_time', 'learner_frames', 'actor_id', 'task_id', 'game',
               'episode_return', 'episode_length', 'episode_frames')
 
 
+def _end_torn_row(path: str) -> None:
+  """Terminates a last row cut short by a killed process (no newline)."""
+  if os.path.exists(path) and os.path.getsize(path):
+    with open(path, 'rb+') as f:
+      f.seek(-1, os.SEEK_END)
+      if f.read(1) != b'\n':
+        f.write(b'\n')
+
+
 class EpisodeLog:
   """Appends episode records to episodes.csv and TensorBoard."""
 
   def __init__(self, logdir: str, games: Sequence[str], window: int = 100):
     self._path = os.path.join(logdir, 'episodes.csv')
     new = not os.path.exists(self._path)
+    _end_torn_row(self._path)
     self._file = open(self._path, 'a', newline='')
     self._csv = csv.DictWriter(self._file, CSV_FIELDS)
     if new:
@@ -116,8 +126,12 @@ def plot_learning_curve(csv_path: str, png_path: str,
   frames, returns = [], []
   with open(csv_path, newline='') as f:
     for row in csv.DictReader(f):
-      frames.append(int(row['learner_frames']))
-      returns.append(float(row['episode_return']))
+      try:  # skip a row torn by a killed process
+        frame, value = int(row['learner_frames']), float(row['episode_return'])
+      except (TypeError, ValueError):
+        continue
+      frames.append(frame)
+      returns.append(value)
   if not returns:
     logging.info('No episodes in %s yet: no learning curve written.', csv_path)
     return None

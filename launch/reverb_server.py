@@ -11,6 +11,8 @@ from launch import version_check
 version_check.check()
 
 # pylint: disable=g-import-not-at-top,g-bad-import-order
+import sys
+
 from absl import app
 from absl import flags
 from absl import logging
@@ -31,7 +33,10 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   config = _CONFIG.value
-  facts = run_setup.validate_and_describe(config, tf.distribute.get_strategy())
+  try:
+    facts = run_setup.validate_and_describe(config, tf.distribute.get_strategy())
+  except ValueError as e:
+    sys.exit(f'error: {e}')
   server = builder.make_server(config, facts, port=_PORT.value)
   logging.info('Reverb server listening on port %d.', server.port)
   server.wait()

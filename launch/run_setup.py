@@ -12,6 +12,10 @@ import tensorflow as tf
 from launch import builder
 from launch import validate
 
+FROM_JSON_CONFIG = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'configs',
+    'from_json.py')
+
 
 def validate_and_describe(config: ml_collections.ConfigDict,
                           strategy: tf.distribute.Strategy):
@@ -24,35 +28,81 @@ def validate_and_describe(config: ml_collections.ConfigDict,
   return builder.environment_facts(config)
 
 
-def prepare_logdir(logdir: str, config: ml_collections.ConfigDict) -> None:
-  """Creates the run directory and records the config (config.json).
+# Fields that shape the checkpoint or the meaning of its counters: a resumed
+# run must keep them.
+RESUME_FIXED_FIELDS = ('env.name', 'env.game', 'env.full_action_space',
+                       'env.frame_skip', 'network.torso', 'network.lstm_size')
 
-  A resumed run whose config differs from the recorded one keeps the old file
-  as config.json and writes the new one beside it, with a warning.
+
+def _field(config_dict, field):
+  for part in field.split('.'):
+    config_dict = config_dict[part]
+  return config_dict
+
+
+def check_logdir(logdir: str, config: ml_collections.ConfigDict) -> None:
+  """Rejects a logdir this run cannot use, before anything is written.
+
+  Raises:
+    ValueError: the logdir is remote (episodes.csv and config.json are local
+      files), or holds checkpoints of a run whose checkpoint-shaping fields
+      (RESUME_FIXED_FIELDS) differ from this config.
   """
+  if '://' in logdir:
+    raise ValueError(f'--logdir must be a local directory; got {logdir!r} '
+                     '(copy the run to remote storage after it ends).')
+  recorded = os.path.join(logdir, 'config.json')
+  has_checkpoint = os.path.exists(os.path.join(logdir, 'checkpoints', 'checkpoint'))
+  if not (has_checkpoint and os.path.exists(recorded)):
+    return
+  with open(recorded) as f:
+    old = json.load(f)
+  new = json.loads(config.to_json())
+  for field in RESUME_FIXED_FIELDS:
+    try:
+      before = _field(old, field)
+    except KeyError:
+      continue
+    if before != _field(new, field):
+      raise ValueError(
+          f'--logdir {logdir} holds a run with config.{field}={before!r}, but '
+          f'this config has {_field(new, field)!r}. Resume with the same value '
+          'or start a new run with another --logdir.')
+
+
+def prepare_logdir(logdir: str, config: ml_collections.ConfigDict) -> str:
+  """Creates the run directory and records the config; returns its JSON path.
+
+  config.json records the first run's config. A resumed run whose config
+  differs (in fields allowed to change) is recorded in config.resumed.json,
+  with a warning. The returned file holds this run's exact config (what
+  actors are started with: configs/from_json.py).
+  """
+  check_logdir(logdir, config)
   os.makedirs(logdir, exist_ok=True)
   path = os.path.join(logdir, 'config.json')
   text = config.to_json(indent=2, sort_keys=True)
   if os.path.exists(path):
     with open(path) as f:
-      old = f.read()
-    if json.loads(old) != json.loads(text):
-      new_path = os.path.join(logdir, 'config.resumed.json')
-      logging.warning('Resuming %s with a config that differs from its '
-                      'config.json; the new one is in %s.', logdir, new_path)
-      path = new_path
-    else:
-      return
+      if json.load(f) == json.loads(text):
+        return path
+    path = os.path.join(logdir, 'config.resumed.json')
+    logging.warning('Resuming %s with a config that differs from its '
+                    'config.json; this run\'s config is in %s.', logdir, path)
   with open(path, 'w') as f:
     f.write(text)
+  return path
 
 
 def install_stop_handlers(stop: threading.Event) -> None:
   """SIGINT/SIGTERM set `stop` (clean shutdown); a second one exits at once."""
 
+  received = []
+
   def handler(signum, frame):
     del frame
-    if stop.is_set():
+    received.append(signum)
+    if len(received) > 1:
       logging.warning('Second %s: exiting now.', signal.Signals(signum).name)
       os._exit(130)
     logging.info('%s received: finishing the current step, saving and shutting '

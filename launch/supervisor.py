@@ -23,13 +23,16 @@ _QUICK_DEATH_SECS = 20.0  # a child dying this soon after start counts as a cras
 _MAX_QUICK_DEATHS = 3  # consecutive quick deaths of one actor before giving up
 
 
+try:  # resolved at import: the forked child must not dlopen (parent is threaded)
+  _PRCTL = ctypes.CDLL('libc.so.6', use_errno=True).prctl
+except (OSError, AttributeError):  # not Linux: rely on the shutdown path
+  _PRCTL = None
+
+
 def _die_with_parent():
   """preexec_fn: SIGKILL this child when the parent thread exits."""
-  try:
-    libc = ctypes.CDLL('libc.so.6', use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-  except OSError:  # not Linux: rely on the parent's shutdown path
-    pass
+  if _PRCTL is not None:
+    _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 class CrashLoopError(RuntimeError):

@@ -45,25 +45,25 @@ _REVERB_PORT = flags.DEFINE_integer(
 flags.mark_flags_as_required(['config', 'logdir'])
 
 
-def _config_args(argv):
-  """The --config flags of this command line, forwarded to the actors."""
-  return [a for a in argv[1:] if a.startswith('--config')]
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   config, logdir = _CONFIG.value, _LOGDIR.value
-  strategy = strategy_lib.get_strategy(_TPU.value, _USE_GPU.value)
-  facts = run_setup.validate_and_describe(config, strategy)  # before any file
-  run_setup.prepare_logdir(logdir, config)
+  try:  # every check before any file, server or process exists
+    strategy = strategy_lib.get_strategy(_TPU.value, _USE_GPU.value)
+    facts = run_setup.validate_and_describe(config, strategy)
+    run_setup.check_logdir(logdir, config)
+  except ValueError as e:
+    sys.exit(f'error: {e}')
+  config_path = run_setup.prepare_logdir(logdir, config)
+  # Actors get this run's exact config, however it was given.
+  config_args = [f'--config={run_setup.FROM_JSON_CONFIG}:{os.path.abspath(config_path)}']
 
   stop = threading.Event()
   run_setup.install_stop_handlers(stop)
   server = builder.make_server(config, facts, port=_REVERB_PORT.value or None)
   address = f'localhost:{server.port}'
   logging.info('Reverb server on %s.', address)
-  config_args = _config_args(sys.argv)
   supervisor = supervisor_lib.ActorSupervisor(
       lambda i: [sys.executable, '-m', 'launch.actor',
                  f'--reverb_address={address}', f'--actor_id={i}'] + config_args,

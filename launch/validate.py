@@ -53,6 +53,10 @@ def validate_config(config: ml_collections.ConfigDict, *,
     ValueError: naming the first offending field, its allowed values and the
       value received.
   """
+  seed = config.seed
+  if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not (
+      0 <= seed < 2**31):
+    _fail('seed', 'an integer in [0, 2**31)', seed)
   if config.env.name not in ENV_NAMES:
     _fail('env.name', f'one of {ENV_NAMES}', config.env.name)
   if config.env.name == 'atari':
@@ -93,5 +97,7 @@ def validate_config(config: ml_collections.ConfigDict, *,
   for field in ('clip_rho_threshold', 'clip_pg_rho_threshold', 'clip_c_threshold'):
     _number(config, learner + field, 0.0, float('inf'), '> 0', low_open=True)
   _number(config, learner + 'lambda_', 0.0, 1.0, 'in [0, 1]')
+  _number(config, learner + 'publish_every_secs', 0.0, float('inf'),
+          '>= 0 seconds (0 = every learner step)')
   for field in ('progress_every_secs', 'checkpoint_every_secs', 'stall_warning_secs'):
     _number(config, 'logging.' + field, 0.0, float('inf'), '> 0 seconds', low_open=True)

@@ -65,7 +65,7 @@ def make_learner(strategy, checkpoint_dir=None, **kwargs):
       observation_spec=OBS_SPEC, dataset_fn=None,
       loss_fn=functools.partial(losses.impala_loss, reward_clip=1.0),
       strategy=strategy, agent_steps_per_step=T * B, frame_skip=4,
-      decay_steps=1000, checkpoint_dir=checkpoint_dir, **kwargs)
+      total_frames=T * B * 4 * 1000, checkpoint_dir=checkpoint_dir, **kwargs)
 
 
 def mirrored_strategy():
@@ -118,9 +118,29 @@ class LearnerTest(tf.test.TestCase):
     self.assertEqual(learner.learner_steps, 3)
     self.assertEqual(learner.agent_steps, 3 * T * B)
     self.assertEqual(learner.frames, 3 * T * B * 4)
-    # Linear decay to 0 over decay_steps=1000 learner steps.
+    # Linear decay to 0 over total_frames = 1000 learner steps' frames.
     self.assertAllClose([m['learning_rate'] for m in metrics],
                         [1e-3, 1e-3 * 999 / 1000, 1e-3 * 998 / 1000])
+
+  def test_non_finite_loss_raises_and_leaves_weights_untouched(self):
+    learner = make_learner(tf.distribute.get_strategy())
+    unroll = random_unroll(seed=5)
+    bad = unroll._replace(reward=np.full_like(unroll.reward, np.nan))
+    before = learner.get_variables()
+    with self.assertRaisesRegex(tf.errors.InvalidArgumentError, 'Non-finite'):
+      learner.step_on(distribute(learner.strategy, bad))
+    for v1, v2 in zip(before, learner.get_variables()):
+      self.assertAllEqual(v1, v2)
+    self.assertEqual(learner.learner_steps, 0)
+
+  def test_learning_rate_follows_frames_not_optimizer_iterations(self):
+    # Resuming with another batch size must not change the schedule: the rate
+    # is lr0 · (1 − frames / total_frames) whatever the steps taken so far.
+    learner = make_learner(tf.distribute.get_strategy(), learning_rate=1e-3)
+    total = T * B * 4 * 1000
+    learner._agent_steps.assign(total // 4 // 4)  # a quarter of the frames
+    metrics = learner.step_on(distribute(learner.strategy, random_unroll(6)))
+    self.assertAllClose(metrics['learning_rate'], 0.75e-3)
 
   def test_checkpoint_resume_restores_everything(self):
     directory = self.get_temp_dir()

@@ -1,0 +1,82 @@
+"""Run-directory checks and the resolved-config hand-off to actors."""
+
+import os
+import tempfile
+
+from absl.testing import absltest
+
+from configs import atari
+from configs import from_json
+from launch import run_setup
+
+
+def _with(config, **fields):
+  config = config.copy_and_resolve_references()
+  with config.unlocked():
+    for dotted, value in fields.items():
+      target = config
+      *path, last = dotted.split('__')
+      for part in path:
+        target = target[part]
+      target[last] = value
+  return config
+
+
+class RunSetupTest(absltest.TestCase):
+
+  def _tempdir(self):
+    tmp = tempfile.TemporaryDirectory()
+    self.addCleanup(tmp.cleanup)
+    return tmp.name
+
+  def _fake_checkpoint(self, logdir):
+    os.makedirs(os.path.join(logdir, 'checkpoints'))
+    with open(os.path.join(logdir, 'checkpoints', 'checkpoint'), 'w') as f:
+      f.write('model_checkpoint_path: "ckpt-1"\n')
+
+  def test_remote_logdir_is_rejected(self):
+    with self.assertRaisesRegex(ValueError, '--logdir must be a local directory'):
+      run_setup.check_logdir('gs://bucket/run', atari.get_config())
+
+  def test_resume_with_another_game_is_rejected_before_writing(self):
+    logdir = self._tempdir()
+    self.assertEqual(run_setup.prepare_logdir(logdir, atari.get_config()),
+                     os.path.join(logdir, 'config.json'))
+    self._fake_checkpoint(logdir)
+    before = sorted(os.listdir(logdir))
+    with self.assertRaisesRegex(
+        ValueError, r"holds a run with config.env.game='pong', but this config "
+        r"has 'breakout'"):
+      run_setup.prepare_logdir(logdir, atari.get_config('breakout'))
+    with self.assertRaisesRegex(ValueError, 'config.network.torso'):
+      run_setup.check_logdir(logdir, _with(atari.get_config(),
+                                           network__torso='shallow'))
+    self.assertEqual(sorted(os.listdir(logdir)), before)
+
+  def test_resume_with_allowed_change_records_it_separately(self):
+    logdir = self._tempdir()
+    run_setup.prepare_logdir(logdir, atari.get_config())
+    self._fake_checkpoint(logdir)
+    same = run_setup.prepare_logdir(logdir, atari.get_config())
+    self.assertEqual(same, os.path.join(logdir, 'config.json'))
+    changed = _with(atari.get_config(), num_actors=4, total_frames=10**9)
+    path = run_setup.prepare_logdir(logdir, changed)
+    self.assertEqual(path, os.path.join(logdir, 'config.resumed.json'))
+    self.assertEqual(from_json.get_config(path).to_dict(), changed.to_dict())
+    # The first run's record is kept.
+    self.assertEqual(from_json.get_config(os.path.join(logdir, 'config.json')
+                                          ).num_actors, 2)
+
+  def test_json_round_trip_keeps_types_and_locks(self):
+    logdir = self._tempdir()
+    config = _with(atari.get_config('breakout'), learner__reward_clip=0.0)
+    loaded = from_json.get_config(run_setup.prepare_logdir(logdir, config))
+    self.assertEqual(loaded.to_dict(), config.to_dict())
+    self.assertIsInstance(loaded.learner.reward_clip, float)
+    self.assertIsInstance(loaded.total_frames, int)
+    with self.assertRaises(AttributeError):
+      loaded.new_field = 1  # locked, as config_flags' lock_config=True
+
+
+if __name__ == '__main__':
+  absltest.main()
