@@ -235,3 +235,117 @@ def impala_loss_gradients(ref: Dict[str, np.ndarray], action: np.ndarray,
       d_values[t, b, task_id[t, b]] = baseline_cost * (
           ref['baseline'][t, b] - ref['vs'][t, b])
   return dict(policy_logits=d_logits, values=d_values)
+
+
+# ---------------------------------------------------------------------------
+# PopArt (Hessel et al. 2018; van Hasselt et al. 2016), SPEC §5.
+# Loops over samples s and tasks i in float64, transcribing the SPEC formulas.
+# ---------------------------------------------------------------------------
+
+
+def popart_update_statistics(mu: np.ndarray,
+                             sigma: np.ndarray,
+                             nu: np.ndarray,
+                             targets: np.ndarray,
+                             task_ids: np.ndarray,
+                             step_size: float = 3e-4,
+                             scale_lb: float = 1e-4,
+                             scale_ub: float = 1e6) -> Dict[str, np.ndarray]:
+  """ART: one batch of targets, each an EMA step from the old statistics.
+
+    μ_i′ = μ_i + β Σ_{s: task(s)=i} (v_s − μ_i)
+    ν_i′ = ν_i + β Σ_{s: task(s)=i} (v_s² − ν_i)
+    σ_i′ = sqrt(clip(ν_i′ − μ_i′², σ_lb², σ_ub²))
+  Tasks with no sample in the batch keep μ_i, σ_i and ν_i.
+
+  Args:
+    mu: [K] μ_i.
+    sigma: [K] σ_i.
+    nu: [K] ν_i.
+    targets: [...] v_s, any shape.
+    task_ids: int [...] task(s), same shape as `targets`.
+    step_size: β.
+    scale_lb: σ_lb.
+    scale_ub: σ_ub.
+
+  Returns:
+    dict of float64 [K] 'mu', 'sigma', 'nu' (the new statistics).
+  """
+  mu, sigma, nu = (np.asarray(x, np.float64) for x in (mu, sigma, nu))
+  targets = np.asarray(targets, np.float64).reshape(-1)
+  task_ids = np.asarray(task_ids).reshape(-1)
+  num_tasks = mu.shape[0]
+  new_mu, new_sigma, new_nu = mu.copy(), sigma.copy(), nu.copy()
+  for i in range(num_tasks):
+    sum_mu = sum_nu = 0.0
+    present = False
+    for s in range(targets.shape[0]):
+      if task_ids[s] == i:
+        present = True
+        sum_mu += targets[s] - mu[i]  # v_s − μ_i (old μ_i)
+        sum_nu += targets[s]**2 - nu[i]  # v_s² − ν_i (old ν_i)
+    if present:
+      new_mu[i] = mu[i] + step_size * sum_mu
+      new_nu[i] = nu[i] + step_size * sum_nu
+      variance = new_nu[i] - new_mu[i]**2
+      new_sigma[i] = np.sqrt(min(max(variance, scale_lb**2), scale_ub**2))
+  return dict(mu=new_mu, sigma=new_sigma, nu=new_nu)
+
+
+def popart_preserve_outputs(kernel: np.ndarray, bias: np.ndarray,
+                            old_mu: np.ndarray, old_sigma: np.ndarray,
+                            new_mu: np.ndarray, new_sigma: np.ndarray
+                           ) -> Dict[str, np.ndarray]:
+  """POP: W_ji′ = (σ_i/σ_i′) W_ji,  b_i′ = (σ_i b_i + μ_i − μ_i′)/σ_i′.
+
+  Args:
+    kernel: [hidden, K] W; column i is task i.
+    bias: [K] b.
+    old_mu: [K] μ_i before the update.
+    old_sigma: [K] σ_i before the update.
+    new_mu: [K] μ_i′ after it.
+    new_sigma: [K] σ_i′ after it.
+
+  Returns:
+    dict of float64 'kernel' [hidden, K] and 'bias' [K].
+  """
+  kernel = np.asarray(kernel, np.float64)
+  hidden, num_tasks = kernel.shape
+  new_kernel = np.zeros_like(kernel)
+  new_bias = np.zeros(num_tasks)
+  for i in range(num_tasks):
+    for j in range(hidden):
+      new_kernel[j, i] = old_sigma[i] / new_sigma[i] * kernel[j, i]
+    new_bias[i] = (old_sigma[i] * bias[i] + old_mu[i] -
+                   new_mu[i]) / new_sigma[i]
+  return dict(kernel=new_kernel, bias=new_bias)
+
+
+def popart_value_outputs(hidden: np.ndarray, kernel: np.ndarray,
+                         bias: np.ndarray, mu: np.ndarray,
+                         sigma: np.ndarray) -> np.ndarray:
+  """Unnormalised head outputs v_i(x_n) = σ_i (Σ_j h_nj W_ji + b_i) + μ_i.
+
+  Args:
+    hidden: [N, hidden] h(x_n).
+    kernel: [hidden, K] W.
+    bias: [K] b.
+    mu: [K] μ_i.
+    sigma: [K] σ_i.
+
+  Returns:
+    float64 [N, K].
+  """
+  hidden, kernel, bias, mu, sigma = (
+      np.asarray(x, np.float64) for x in (hidden, kernel, bias, mu, sigma))
+  num_samples, num_hidden = hidden.shape
+  num_tasks = kernel.shape[1]
+  outputs = np.zeros((num_samples, num_tasks))
+  for n in range(num_samples):
+    for i in range(num_tasks):
+      normalized = bias[i]  # n_i(x_n) = Σ_j h_nj W_ji + b_i
+      for j in range(num_hidden):
+        normalized += hidden[n, j] * kernel[j, i]
+      outputs[n, i] = sigma[i] * normalized + mu[i]
+  return outputs
+# ------------------------------- end PopArt --------------------------------
