@@ -136,13 +136,18 @@ class Actor:
     self.agent_steps += len(self._envs)
 
   def _end_episode(self, i: int) -> None:
+    """Reports environment i's finished episode (call before its reset)."""
     self.episodes += 1
     if self._reporter is not None:
       length = int(self._episode_length[i])
+      # Raw frames as the environment counted them (no-op starts, a shortened
+      # last step) when it says; else agent steps × frame_skip.
+      frames = int(getattr(self._envs[i], 'episode_frames',
+                           length * self._frame_skip))
       self._reporter.report(
           actor_id=self._actor_id, task_id=int(self._task_id[i]),
           episode_return=float(self._episode_return[i]),
-          episode_length=length, episode_frames=length * self._frame_skip)
+          episode_length=length, episode_frames=frames)
     self._episode_return[i] = 0.0
     self._episode_length[i] = 0
 

@@ -24,7 +24,7 @@ def get_config(game: str = 'pong') -> ml_collections.ConfigDict:
   config.env.game = game or 'pong'  # one of the 57 games of envs/atari57_...csv
   config.env.frame_skip = 4  # raw frames per agent step
   config.env.sticky_action_prob = 0.25  # Machado et al. 2018
-  config.env.noop_max = 30  # no-op starts, agent steps
+  config.env.noop_max = 30  # up to this many no-op raw frames at episode start
   config.env.max_episode_frames = 108_000  # raw frames (30 minutes of play)
   config.env.full_action_space = False  # minimal action set for one game
 

@@ -55,12 +55,14 @@ def environment_facts(config: ml_collections.ConfigDict) -> Dict[str, Any]:
 
 
 def make_network_fn(config: ml_collections.ConfigDict, num_actions: int):
+  """A no-argument factory of the config's ImpalaNetwork (for strategy scopes)."""
   return functools.partial(
       networks.ImpalaNetwork, num_actions, num_tasks=1,
       torso=config.network.torso, lstm_size=config.network.lstm_size)
 
 
 def make_network(config, facts) -> networks.ImpalaNetwork:
+  """The config's ImpalaNetwork with its variables created (no strategy)."""
   network = make_network_fn(config, facts['num_actions'])()
   spec = facts['observation_spec']
   network.create_variables(spec.shape, spec.dtype)
@@ -68,6 +70,11 @@ def make_network(config, facts) -> networks.ImpalaNetwork:
 
 
 def make_signature(config, facts):
+  """THE queue table signature: T+1 stored steps (replay.writer) of this env.
+
+  Derived only here, from the environment's observation spec, its action count
+  and the LSTM size, so server, actors and learner always agree.
+  """
   step_spec = writer_lib.step_spec(facts['observation_spec'],
                                    facts['num_actions'],
                                    config.network.lstm_size)
@@ -86,6 +93,7 @@ def make_server(config, facts, port=None) -> reverb.Server:
 
 
 def make_loss_fn(config):
+  """impala_loss with the config's IMPALA hyper-parameters (SPEC §4)."""
   lc = config.learner
   return functools.partial(
       losses.impala_loss, discount=lc.discount, baseline_cost=lc.baseline_cost,
@@ -97,6 +105,7 @@ def make_loss_fn(config):
 
 
 def agent_steps_per_learner_step(config) -> int:
+  """B · T agent steps consumed by one learner step (× frame_skip = frames)."""
   return config.batch_size * config.unroll_length
 
 
@@ -142,6 +151,7 @@ def make_actor(config, facts, server_address: str, actor_id: int):
 
 
 def export_metadata(config, facts, learner) -> Dict[str, Any]:
+  """SavedModel metadata: games, action set, frames (raw) and agent steps trained."""
   return dict(games=facts['games'], action_set=facts['action_set'],
               action_meanings=facts['action_meanings'],
               num_actions=facts['num_actions'], num_tasks=1,

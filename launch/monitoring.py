@@ -53,6 +53,8 @@ class EpisodeLog:
     return self._path
 
   def add(self, records: Sequence[Dict], learner_frames: int) -> None:
+    """Appends episode records (replay.episodes.drain_episodes) to the CSV and
+    TensorBoard at step `learner_frames` (raw frames consumed by the learner)."""
     now = time.time()
     for r in records:
       task = int(r['task_id'])
@@ -72,6 +74,7 @@ class EpisodeLog:
       self._file.flush()
 
   def mean_recent_return(self) -> float:
+    """Mean return of the last `window` episodes (nan before the first)."""
     return float(np.mean(self.recent_returns)) if self.recent_returns else float('nan')
 
   def close(self) -> None:
@@ -87,6 +90,15 @@ class Progress:
 
   def line(self, frames: int, learner_steps: int, mean_return: float,
            episodes: int, extra: str = '') -> str:
+    """The progress line; rates are over the time since the previous call.
+
+    Args:
+      frames: raw frames consumed by the learner so far.
+      learner_steps: learner steps so far.
+      mean_return: mean return of the `episodes` most recent episodes.
+      episodes: how many episodes that mean covers (0: none finished yet).
+      extra: appended as is (e.g. live actors).
+    """
     now = time.time()
     t0, f0, s0 = self._last
     dt = max(now - t0, 1e-6)
@@ -113,6 +125,8 @@ def _duration(seconds: float) -> str:
 
 
 def write_metrics(metrics: Dict[str, float], frames: int) -> None:
+  """Learner metrics (losses, entropy, learning rate, ...) as TensorBoard
+  scalars 'learner/<name>' at step `frames` (raw frames)."""
   for name, value in metrics.items():
     tf.summary.scalar(f'learner/{name}', value, frames)
 
@@ -171,9 +185,11 @@ class StallWatchdog:
     self._thread.start()
 
   def beat(self) -> None:
+    """Records that a batch just arrived."""
     self._last_beat = time.time()
 
   def seconds_since_beat(self) -> float:
+    """Seconds since the last batch."""
     return time.time() - self._last_beat
 
   def _run(self):
@@ -191,4 +207,5 @@ class StallWatchdog:
         self.stalls = 0
 
   def stop(self):
+    """Stops the watchdog thread (it is a daemon; this only ends its loop)."""
     self._stop.set()

@@ -66,8 +66,13 @@ def validate_config(config: ml_collections.ConfigDict, *,
       raise ValueError(f'config.env.game: {e}') from None
     _number(config, 'env.sticky_action_prob', 0.0, 1.0, 'in [0, 1]')
     _positive_int(config, 'env.max_episode_frames')
-    if config.env.noop_max < 0:
-      _fail('env.noop_max', 'a non-negative integer', config.env.noop_max)
+    noop_max = config.env.noop_max
+    if (isinstance(noop_max, bool) or not isinstance(noop_max, numbers.Integral)
+        or noop_max < 0):
+      _fail('env.noop_max', 'a non-negative integer', noop_max)
+    if not isinstance(config.env.full_action_space, bool):
+      _fail('env.full_action_space', 'True or False',
+            config.env.full_action_space)
   _positive_int(config, 'env.frame_skip')
   if config.network.torso not in TORSOS:
     _fail('network.torso', f'one of {TORSOS}', config.network.torso)

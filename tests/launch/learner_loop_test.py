@@ -1,0 +1,51 @@
+"""The learner process's export: the SavedModel matches the learner's network."""
+
+import numpy as np
+import tensorflow as tf
+
+from configs import smoke
+from launch import builder
+from launch import learner_loop
+
+
+class ExportFromLearnerTest(tf.test.TestCase):
+
+  def test_exported_policy_matches_mirrored_learner_network(self):
+    devices = tf.config.list_logical_devices('CPU')
+    self.assertGreaterEqual(len(devices), 2, 'conftest.py sets 2 logical CPUs')
+    strategy = tf.distribute.MirroredStrategy([d.name for d in devices[:2]])
+    config = smoke.get_config()
+    facts = builder.environment_facts(config)
+    learner = builder.make_learner(config, facts, strategy, None, None)
+    # Move the weights away from their initial values so a copy by the wrong
+    # order or from a fresh network would show.
+    rng = np.random.RandomState(0)
+    for v in learner.network.trainable_variables:
+      v.assign(v + 0.05 * rng.randn(*v.shape).astype(np.float32))
+    path = learner_loop.export_policy(config, facts, learner,
+                                      self.get_temp_dir())
+    policy = tf.saved_model.load(path)
+    self.assertEqual([g.decode() for g in policy.games.numpy()], ['catch'])
+    self.assertEqual(int(policy.num_actions.numpy()), 3)
+
+    batch = 4
+    shape = (batch,) + tuple(facts['observation_spec'].shape)
+    state = policy.initial_state(batch)
+    live_state = learner.network.initial_state(batch)
+    for step in range(3):
+      observation = rng.randint(0, 2, shape).astype(np.uint8) * 255
+      inputs = dict(prev_action=rng.randint(0, 3, batch).astype(np.int32),
+                    prev_reward=rng.randn(batch).astype(np.float32),
+                    first=np.array([step == 0, False, step == 2, False]),
+                    task_id=np.zeros(batch, np.int32))
+      out = policy.step(observation=observation, state=state, **inputs)
+      live, live_state = learner.network.step(
+          observation, inputs['prev_action'], inputs['prev_reward'],
+          inputs['first'], inputs['task_id'], live_state)
+      self.assertAllClose(out['logits'], live.policy_logits, atol=1e-5)
+      self.assertAllClose(out['value'], live.values[:, 0], atol=1e-5)
+      state = out['state']
+
+
+if __name__ == '__main__':
+  tf.test.main()
