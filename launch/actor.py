@@ -14,6 +14,8 @@ from launch import version_check
 version_check.check()
 
 # pylint: disable=g-import-not-at-top,g-bad-import-order
+import os
+import signal
 import sys
 
 from absl import app
@@ -38,6 +40,9 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   config = _CONFIG.value
+  # An actor holds nothing worth saving (unflushed items are re-generated):
+  # SIGTERM ends it at once, even while a write blocks on a full queue.
+  signal.signal(signal.SIGTERM, lambda signum, frame: os._exit(0))
   try:
     validate.validate_config(config)
   except ValueError as e:
