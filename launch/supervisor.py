@@ -118,9 +118,15 @@ class ActorSupervisor:
       self.restarts += 1
       self._spawn(i)
 
-  def stop(self, timeout: float = 10.0) -> None:
-    """SIGTERM every actor, SIGKILL those still alive after `timeout` s."""
+  def stop(self, timeout: float = 2.0) -> None:
+    """SIGTERM every actor, SIGKILL those still alive after `timeout` s.
+
+    Actors hold no state worth saving, so the grace period is short: an actor
+    blocked inside a Reverb write cannot run its SIGTERM handler until the
+    write returns.
+    """
     live = [p for p in self._procs if p is not None and p.poll() is None]
+    logging.info('Stopping %d actor processes.', len(live))
     for p in live:
       p.send_signal(signal.SIGTERM)
     deadline = time.time() + timeout

@@ -75,6 +75,7 @@ def main(argv):
                              logdir=logdir, server_address=address, stop=stop,
                              supervisor=supervisor)
   finally:
+    logging.info('Learner loop finished.')
     supervisor.stop()
     server.stop()
   logging.info('Done. Logs, checkpoints and policy in %s', logdir)
