@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from agent import export
 from agent import networks
+from tests import strategies
 
 ATARI = ((84, 84, 4), tf.uint8)
 CATCH = ((40, 20, 1), tf.uint8)
@@ -181,7 +182,7 @@ class ExportTest(tf.test.TestCase, parameterized.TestCase):
     devices = tf.config.list_logical_devices('CPU')
     if len(devices) < 2:
       self.skipTest('needs 2 logical CPUs (tests/conftest.py)')
-    strategy = tf.distribute.MirroredStrategy([d.name for d in devices[:2]])
+    strategy = strategies.two_replica_strategy()
     with strategy.scope():
       network = _network()
     policy = tf.saved_model.load(self._export(network))

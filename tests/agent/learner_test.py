@@ -9,6 +9,7 @@ from agent import learner as learner_lib
 from agent import losses
 from agent import networks
 from agent import types
+from tests import strategies
 
 T, B, A = 5, 4, 3
 OBS_SPEC = tf.TensorSpec([12, 12, 2], tf.uint8)
@@ -72,7 +73,7 @@ def mirrored_strategy():
   devices = tf.config.list_logical_devices('CPU')
   if len(devices) < 2:
     raise AssertionError('conftest.py must configure two logical CPUs')
-  return tf.distribute.MirroredStrategy([d.name for d in devices[:2]])
+  return strategies.two_replica_strategy()
 
 
 class LearnerTest(tf.test.TestCase):

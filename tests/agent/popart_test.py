@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from agent import popart
 from tests import reference
+from tests import strategies
 
 VARIANTS = ('eager', 'function', 'jit')
 STAT_FIELDS = ('mu', 'sigma', 'nu')
@@ -378,7 +379,7 @@ class PopArtTest(tf.test.TestCase, parameterized.TestCase):
     if len(devices) < 2:
       self.fail('tests/conftest.py must configure two logical CPUs; got '
                 f'{devices}')
-    strategy = tf.distribute.MirroredStrategy([d.name for d in devices[:2]])
+    strategy = strategies.two_replica_strategy()
     self.assertEqual(strategy.num_replicas_in_sync, 2)
     rng = np.random.default_rng(11)
     initial = _random_state(rng, 4, np.float32)

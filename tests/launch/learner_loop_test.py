@@ -6,6 +6,7 @@ import tensorflow as tf
 from configs import smoke
 from launch import builder
 from launch import learner_loop
+from tests import strategies
 
 
 class ExportFromLearnerTest(tf.test.TestCase):
@@ -13,7 +14,7 @@ class ExportFromLearnerTest(tf.test.TestCase):
   def test_exported_policy_matches_mirrored_learner_network(self):
     devices = tf.config.list_logical_devices('CPU')
     self.assertGreaterEqual(len(devices), 2, 'conftest.py sets 2 logical CPUs')
-    strategy = tf.distribute.MirroredStrategy([d.name for d in devices[:2]])
+    strategy = strategies.two_replica_strategy()
     config = smoke.get_config()
     facts = builder.environment_facts(config)
     learner = builder.make_learner(config, facts, strategy, None, None)

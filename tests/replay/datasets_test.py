@@ -9,6 +9,7 @@ from agent import types
 from replay import datasets
 from replay import tables
 from replay import writer as writer_lib
+from tests import strategies
 
 _OBS_SPEC = tf.TensorSpec([8, 8, 2], tf.uint8)
 _NUM_ACTIONS = 3
@@ -129,7 +130,7 @@ class MakeDatasetTest(tf.test.TestCase, parameterized.TestCase):
     devices = tf.config.list_logical_devices('CPU')
     if len(devices) < 2:
       self.skipTest('needs the 2 logical CPUs of tests/conftest.py')
-    strategy = tf.distribute.MirroredStrategy([d.name for d in devices[:2]])
+    strategy = strategies.two_replica_strategy()
     self.write_items(2 * _B)
     global_batch_size = strategy.num_replicas_in_sync * _B
 
