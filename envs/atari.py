@@ -30,6 +30,7 @@ import dm_env
 from dm_env import specs
 import numpy as np
 
+from envs import base
 from envs import scores
 
 # The 57 games of the Atari-57 benchmark, by the names of
@@ -54,7 +55,7 @@ def _check_int(name: str, value: int, minimum: int) -> None:
     raise ValueError(f'{name} must be >= {minimum}, got {value}')
 
 
-class AtariEnv(dm_env.Environment):
+class AtariEnv(base.DiscreteActionEnvironment):
   """One Atari game as a dm_env.Environment. Build it with `make_atari`.
 
   Observation: uint8 [screen_size, screen_size, frame_stack], HWC, 0..255,
@@ -158,15 +159,6 @@ class AtariEnv(dm_env.Environment):
   def observation_spec(self) -> specs.BoundedArray:
     return specs.BoundedArray(self._stack.shape, np.uint8, 0, 255,
                               name='observation')
-
-  def action_spec(self) -> specs.DiscreteArray:
-    return specs.DiscreteArray(self.num_actions, name='action')
-
-  def reward_spec(self) -> specs.Array:
-    return specs.Array((), np.float32, name='reward')
-
-  def discount_spec(self) -> specs.BoundedArray:
-    return specs.BoundedArray((), np.float32, 0.0, 1.0, name='discount')
 
   def reset(self) -> dm_env.TimeStep:
     """Starts an episode: console reset + no-ops, or the next life (above)."""

@@ -22,10 +22,12 @@ import dm_env
 from dm_env import specs
 import numpy as np
 
+from envs import base
+
 _ACTION_MEANINGS = ('LEFT', 'STAY', 'RIGHT')  # Paddle moves by action - 1.
 
 
-class Catch(dm_env.Environment):
+class Catch(base.DiscreteActionEnvironment):
   """bsuite Catch rendered as an image. Build it with `make_catch`."""
 
   def __init__(self, *, seed: int, rows: int, columns: int,
@@ -81,15 +83,6 @@ class Catch(dm_env.Environment):
   def observation_spec(self) -> specs.BoundedArray:
     shape = (self._rows * self._ppc, self._columns * self._ppc, 1)
     return specs.BoundedArray(shape, np.uint8, 0, 255, name='observation')
-
-  def action_spec(self) -> specs.DiscreteArray:
-    return specs.DiscreteArray(self.num_actions, name='action')
-
-  def reward_spec(self) -> specs.Array:
-    return specs.Array((), np.float32, name='reward')
-
-  def discount_spec(self) -> specs.BoundedArray:
-    return specs.BoundedArray((), np.float32, 0.0, 1.0, name='discount')
 
   def reset(self) -> dm_env.TimeStep:
     self._ball_row = 0

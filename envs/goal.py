@@ -35,6 +35,8 @@ from dm_env import specs
 import numpy as np
 import tensorflow as tf
 
+from envs import base
+
 # Grid world image planes (channel index); values are 0 or 255.
 WALL_PLANE, AGENT_PLANE, GOAL_PLANE = 0, 1, 2
 _MOVES = (('UP', (-1, 0)), ('DOWN', (1, 0)), ('LEFT', (0, -1)),
@@ -127,7 +129,7 @@ def gridworld_with_goal(observation: tf.Tensor,
                    axis=-1)  # [..., H, W, 3]
 
 
-class _GoalEnv(dm_env.Environment):
+class _GoalEnv(base.DiscreteActionEnvironment):
   """Shared episode logic: time limit, sparse reward, reset-after-LAST."""
 
   _action_meanings: Tuple[str, ...] = ()
@@ -175,15 +177,6 @@ class _GoalEnv(dm_env.Environment):
     return {'observation': self._policy_spec(),
             'desired_goal': self._goal_spec('desired_goal'),
             'achieved_goal': self._goal_spec('achieved_goal')}
-
-  def action_spec(self) -> specs.DiscreteArray:
-    return specs.DiscreteArray(self.num_actions, name='action')
-
-  def reward_spec(self) -> specs.Array:
-    return specs.Array((), np.float32, name='reward')
-
-  def discount_spec(self) -> specs.BoundedArray:
-    return specs.BoundedArray((), np.float32, 0.0, 1.0, name='discount')
 
   def reset(self) -> dm_env.TimeStep:
     self._new_episode()

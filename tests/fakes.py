@@ -13,6 +13,8 @@ import dm_env
 from dm_env import specs
 import numpy as np
 
+from envs import base
+
 # ale_py.Action names in ALE order (the full 18-action set).
 _ALE_ACTION_NAMES = (
     'NOOP', 'FIRE', 'UP', 'RIGHT', 'LEFT', 'DOWN', 'UPRIGHT', 'UPLEFT',
@@ -23,7 +25,7 @@ _FRAME_STACK = 4
 _FRAME_SKIP = 4
 
 
-class FakeAtari(dm_env.Environment):
+class FakeAtari(base.DiscreteActionEnvironment):
   """Cheap deterministic stand-in for an `envs.atari.AtariEnv`.
 
   Each episode: a FIRST step, then `episode_length` agent steps whose last is
@@ -80,15 +82,6 @@ class FakeAtari(dm_env.Environment):
   def observation_spec(self) -> specs.BoundedArray:
     return specs.BoundedArray(self._stack.shape, np.uint8, 0, 255,
                               name='observation')
-
-  def action_spec(self) -> specs.DiscreteArray:
-    return specs.DiscreteArray(self._num_actions, name='action')
-
-  def reward_spec(self) -> specs.Array:
-    return specs.Array((), np.float32, name='reward')
-
-  def discount_spec(self) -> specs.BoundedArray:
-    return specs.BoundedArray((), np.float32, 0.0, 1.0, name='discount')
 
   def reset(self) -> dm_env.TimeStep:
     self._steps = 0
