@@ -57,7 +57,7 @@ class _LearnerThread(threading.Thread):
           self._watchdog.beat()
           now = time.time()
           if now - last_publish >= config.learner.publish_every_secs:
-            self._publisher.publish()
+            self._publish()
             last_publish = now
           if now - last_save >= config.logging.checkpoint_every_secs:
             self.save_and_export()
@@ -65,6 +65,14 @@ class _LearnerThread(threading.Thread):
     except Exception as e:  # pylint: disable=broad-except
       logging.exception('Learner thread failed.')
       self.error = e
+
+  def _publish(self):
+    try:
+      self._publisher.publish()
+    except (tf.errors.OpError, RuntimeError) as e:
+      raise RuntimeError(
+          'Cannot publish weights to the Reverb server; is it still running? '
+          f'({e})') from e
 
   def save_and_export(self):
     """Checkpoint + policy export; call with `step_lock` held."""
@@ -148,10 +156,11 @@ def run(config, *, facts, strategy: tf.distribute.Strategy, logdir: str,
     thread.join(timeout=max(_MIN_JOIN_TIMEOUT_SECS,
                             config.logging.stall_warning_secs))
     watchdog.stop()
-    # Each finalisation step runs even if an earlier one fails.
+    # Each finalisation step runs even if an earlier one fails. The state is
+    # always that of the last completed step (a non-finite step raises before
+    # it applies anything), so it is saved whatever stopped the learner.
     with thread.step_lock:  # free unless a step or periodic save is running
-      if thread.error is None:
-        _attempt('final checkpoint and export', thread.save_and_export)
+      _attempt('final checkpoint and export', thread.save_and_export)
     thread.join(timeout=_MIN_JOIN_TIMEOUT_SECS)
     hung = thread.is_alive()
     if hung:
@@ -190,7 +199,12 @@ def _safe(fn):
 
 def _report(client, learner, thread, episode_log, progress, supervisor):
   frames = learner.frames
-  episode_log.add(episodes.drain_episodes(client), frames)
+  try:
+    records = episodes.drain_episodes(client, timeout_secs=5)
+  except (RuntimeError, tf.errors.OpError) as e:
+    logging.warning('Cannot read episode statistics from Reverb: %s', e)
+    records = []
+  episode_log.add(records, frames)
   monitoring.write_metrics(thread.metrics, frames)
   extra = (f' | actors {supervisor.alive()}/{supervisor.num_actors}'
            if supervisor is not None else '')

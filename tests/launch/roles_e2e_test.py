@@ -20,6 +20,9 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG = ['--config=configs/smoke.py', '--config.logging.progress_every_secs=2',
           '--config.logging.stall_warning_secs=4']
+# The learner publishes weights once at start only, so when the server dies it
+# is waiting for data (the path the watchdog exists for), not publishing.
+LEARNER_ARGS = ['--config.learner.publish_every_secs=100000']
 
 
 class Proc:
@@ -68,7 +71,7 @@ def test_separate_roles_train_and_watchdog_reports_dead_server(tmp_path):
   try:
     server.wait_for('listening on port', 60)
     learner = Proc('launch.learner', f'--reverb_address={address}',
-                   f'--logdir={tmp_path}', *CONFIG)
+                   f'--logdir={tmp_path}', *CONFIG, *LEARNER_ARGS)
     # No actor yet: the queue stays empty and the watchdog says so.
     learner.wait_for(r'Input pipeline stalled.*queue holds 0 of 32 unrolls', 90)
     actor = Proc('launch.actor', f'--reverb_address={address}', '--actor_id=0',
