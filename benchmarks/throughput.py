@@ -29,7 +29,6 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-import reverb  # pylint: disable=g-import-not-at-top,wrong-import-position
 import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from agent import types  # pylint: disable=wrong-import-position
@@ -146,12 +145,11 @@ def bench_learner(config, facts, steps: int):
       core_state=(np.zeros((b, lstm), np.float32), np.zeros((b, lstm), np.float32)))
   strategy = tf.distribute.get_strategy()
   learner = builder.make_learner(config, facts, strategy, None, None)
-  batch = unroll
-  learner.step_on(batch)  # trace
-  learner.step_on(batch)
+  learner.step_on(unroll)  # trace
+  learner.step_on(unroll)
   start = time.perf_counter()
   for _ in range(steps):
-    learner.step_on(batch)
+    learner.step_on(unroll)
   elapsed = time.perf_counter() - start
   agent_steps_per_sec = steps * t * b / elapsed
   forward = count_forward_flops(learner.network, spec.shape)

@@ -11,7 +11,6 @@ SavedModel export to LOGDIR/policy, and LOGDIR/learning_curve.png.
 import os
 import threading
 import time
-from typing import Optional
 
 from absl import logging
 import reverb
