@@ -187,10 +187,10 @@ def relabel(item: Mapping[str, Any],
     relabel_probability: p in [0, 1], probability of replacing the goal;
       k/(k+1) for k relabeled goals per original one (HER uses k = 4).
     reward_fn: (achieved [T+1, G...], desired [T+1, G...]) -> (reward float32
-      [T+1], success bool [T+1]), e.g. envs.goal.bit_flipping_reward.
+      [T+1], success bool [T+1]), e.g. envs.bit_flipping.reward.
     goal_fn: (observation [T+1, ...], desired_goal [T+1, G...]) ->
       observation conditioned on the new goal, e.g.
-      envs.goal.gridworld_with_goal.
+      envs.goal_gridworld.with_goal.
     seed: None to draw from TF's global (stateful) RNG, or an int32/int64
       tensor of shape [2] for stateless, reproducible draws; it must then
       differ per item (e.g. zip the dataset with

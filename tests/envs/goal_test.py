@@ -1,4 +1,4 @@
-"""Tests for envs/goal.py."""
+"""Tests for envs/goal.py, envs/bit_flipping.py and envs/goal_gridworld.py."""
 
 import collections
 
@@ -9,7 +9,8 @@ from dm_env import test_utils
 import numpy as np
 import tensorflow as tf
 
-from envs import goal
+from envs import bit_flipping
+from envs import goal_gridworld
 
 _MOVES = ((-1, 0), (1, 0), (0, -1), (0, 1))  # UP, DOWN, LEFT, RIGHT
 
@@ -33,7 +34,7 @@ def _grid_next(walls, cell, action):
 
 def _grid_oracle(observation):
   """First move of a shortest path (BFS over the wall plane of the image)."""
-  walls = observation['observation'][..., goal.WALL_PLANE] > 0
+  walls = observation['observation'][..., goal_gridworld.WALL_PLANE] > 0
   start = tuple(observation['achieved_goal'])
   target = tuple(observation['desired_goal'])
   first_move = {start: None}
@@ -53,7 +54,7 @@ def _grid_oracle(observation):
 
 def _grid_avoider(observation):
   """A move that does not enter the goal cell (staying put is allowed)."""
-  walls = observation['observation'][..., goal.WALL_PLANE] > 0
+  walls = observation['observation'][..., goal_gridworld.WALL_PLANE] > 0
   cell = tuple(observation['achieved_goal'])
   target = tuple(observation['desired_goal'])
   return next(a for a in range(4) if _grid_next(walls, cell, a) != target)
@@ -72,7 +73,7 @@ class BitFlippingConformanceTest(test_utils.EnvironmentTestMixin,
                                  absltest.TestCase):
 
   def make_object_under_test(self):
-    return goal.make_bit_flipping(num_bits=4)
+    return bit_flipping.make_bit_flipping(num_bits=4)
 
   def make_action_sequence(self):
     yield from np.random.default_rng(0).integers(4, size=60).tolist()
@@ -82,21 +83,21 @@ class GoalGridworldConformanceTest(test_utils.EnvironmentTestMixin,
                                    absltest.TestCase):
 
   def make_object_under_test(self):
-    return goal.make_goal_gridworld(size=7, max_steps=10)
+    return goal_gridworld.make_goal_gridworld(size=7, max_steps=10)
 
   def make_action_sequence(self):
     yield from np.random.default_rng(0).integers(4, size=60).tolist()
 
 
-_ENVS = (('bit_flipping', goal.make_bit_flipping, _bit_oracle, _bit_avoider),
-         ('goal_gridworld', goal.make_goal_gridworld, _grid_oracle,
+_ENVS = (('bit_flipping', bit_flipping.make_bit_flipping, _bit_oracle, _bit_avoider),
+         ('goal_gridworld', goal_gridworld.make_goal_gridworld, _grid_oracle,
           _grid_avoider))
 
 
 class GoalEnvTest(parameterized.TestCase):
 
   def test_bit_flipping_defaults(self):
-    env = goal.make_bit_flipping()
+    env = bit_flipping.make_bit_flipping()
     self.assertEqual((env.game, env.num_actions, env.action_set_name,
                       env.frame_skip, env.max_steps),
                      ('bit_flipping', 15, 'minimal', 1, 15))
@@ -115,7 +116,7 @@ class GoalEnvTest(parameterized.TestCase):
                                     observation['desired_goal']))
 
   def test_goal_gridworld_defaults_and_layout(self):
-    env = goal.make_goal_gridworld()
+    env = goal_gridworld.make_goal_gridworld()
     self.assertEqual((env.game, env.num_actions, env.action_set_name,
                       env.frame_skip, env.max_steps),
                      ('goal_gridworld', 4, 'minimal', 1, 44))
@@ -132,10 +133,10 @@ class GoalEnvTest(parameterized.TestCase):
       observation = env.reset().observation
       image = observation['observation']
       self.assertEqual(set(np.unique(image)), {0, 255})
-      np.testing.assert_array_equal(image[..., goal.WALL_PLANE] > 0,
+      np.testing.assert_array_equal(image[..., goal_gridworld.WALL_PLANE] > 0,
                                     env.walls)
-      for plane, cell in ((goal.AGENT_PLANE, observation['achieved_goal']),
-                          (goal.GOAL_PLANE, observation['desired_goal'])):
+      for plane, cell in ((goal_gridworld.AGENT_PLANE, observation['achieved_goal']),
+                          (goal_gridworld.GOAL_PLANE, observation['desired_goal'])):
         self.assertEqual(np.argwhere(image[..., plane]).tolist(),
                          [cell.tolist()])
         self.assertFalse(env.walls[tuple(cell)])
@@ -184,10 +185,10 @@ class GoalEnvTest(parameterized.TestCase):
       self.assertTrue(env.step(0).first())
 
   @parameterized.named_parameters(
-      ('bit_flipping', goal.make_bit_flipping, goal.bit_flipping_reward),
-      ('goal_gridworld', goal.make_goal_gridworld, goal.gridworld_reward))
+      ('bit_flipping', bit_flipping.make_bit_flipping, bit_flipping.reward),
+      ('goal_gridworld', goal_gridworld.make_goal_gridworld, goal_gridworld.reward))
   def test_vectorised_reward_fn_equals_env_reward(self, make, reward_fn):
-    env = make(seed=0, **({'num_bits': 3} if make is goal.make_bit_flipping
+    env = make(seed=0, **({'num_bits': 3} if make is bit_flipping.make_bit_flipping
                           else {'size': 5}))
     rng = np.random.default_rng(0)
     achieved, desired, rewards, successes = [], [], [], []
@@ -209,7 +210,7 @@ class GoalEnvTest(parameterized.TestCase):
     np.testing.assert_array_equal(success.numpy().ravel(), successes)
 
   def test_gridworld_with_goal_rewrites_only_the_goal_plane(self):
-    env = goal.make_goal_gridworld(seed=2)
+    env = goal_gridworld.make_goal_gridworld(seed=2)
     observations = [env.reset().observation for _ in range(6)]
     images = np.stack([o['observation'] for o in observations]).reshape(
         [2, 3, 11, 11, 3])  # [2, 3, H, W, C]
@@ -217,13 +218,13 @@ class GoalEnvTest(parameterized.TestCase):
         [2, 3, 2])
     new_goals = np.stack([o['achieved_goal'] for o in observations]).reshape(
         [2, 3, 2])
-    rewrite = tf.function(goal.gridworld_with_goal)
+    rewrite = tf.function(goal_gridworld.with_goal)
     rewritten = rewrite(images, new_goals).numpy()
     self.assertEqual(rewritten.dtype, np.uint8)
-    np.testing.assert_array_equal(rewritten[..., :goal.GOAL_PLANE],
-                                  images[..., :goal.GOAL_PLANE])
+    np.testing.assert_array_equal(rewritten[..., :goal_gridworld.GOAL_PLANE],
+                                  images[..., :goal_gridworld.GOAL_PLANE])
     for index in np.ndindex(2, 3):
-      plane = rewritten[index][..., goal.GOAL_PLANE]
+      plane = rewritten[index][..., goal_gridworld.GOAL_PLANE]
       self.assertEqual(np.argwhere(plane == 255).tolist(),
                        [new_goals[index].tolist()])
       self.assertEqual(int((plane != 0).sum()), 1)
@@ -231,25 +232,45 @@ class GoalEnvTest(parameterized.TestCase):
     np.testing.assert_array_equal(rewrite(rewritten, originals), images)
 
   def test_bit_flipping_with_goal(self):
-    env = goal.make_bit_flipping(num_bits=5)
+    env = bit_flipping.make_bit_flipping(num_bits=5)
     observation = env.reset().observation
     new_goal = 1.0 - observation['desired_goal']
-    rewritten = goal.bit_flipping_with_goal(
+    rewritten = bit_flipping.with_goal(
         observation['observation'][None], new_goal[None]).numpy()[0]
     np.testing.assert_array_equal(
         rewritten, np.concatenate([observation['achieved_goal'], new_goal]))
 
   @parameterized.parameters(
-      (goal.make_bit_flipping, 'num_bits', 0),
-      (goal.make_bit_flipping, 'max_steps', 0),
-      (goal.make_bit_flipping, 'seed', -1),
-      (goal.make_goal_gridworld, 'size', 4),
-      (goal.make_goal_gridworld, 'max_steps', 0),
-      (goal.make_goal_gridworld, 'seed', -1))
+      (bit_flipping.make_bit_flipping, 'num_bits', 0),
+      (bit_flipping.make_bit_flipping, 'max_steps', 0),
+      (bit_flipping.make_bit_flipping, 'seed', -1),
+      (goal_gridworld.make_goal_gridworld, 'size', 4),
+      (goal_gridworld.make_goal_gridworld, 'max_steps', 0),
+      (goal_gridworld.make_goal_gridworld, 'seed', -1))
   def test_invalid_arguments(self, make, name, value):
     with self.assertRaisesRegex(ValueError,
                                 rf'{name} must be >= .*got {value}'):
       make(**{name: value})
+
+  @parameterized.named_parameters(*_ENVS)
+  def test_reset_with_goal_plays_for_the_chosen_goal(self, make, oracle,
+                                                     unused_avoider):
+    env = make(seed=4)
+    chosen = env.reset().observation['achieved_goal']  # A reachable goal.
+    for _ in range(5):
+      step = env.reset_with_goal(chosen)
+      self.assertTrue(step.first())
+      np.testing.assert_array_equal(step.observation['desired_goal'], chosen)
+      self.assertFalse(np.array_equal(step.observation['achieved_goal'],
+                                      chosen))
+      steps = [step]
+      while not steps[-1].last():
+        steps.append(env.step(oracle(steps[-1].observation)))
+      np.testing.assert_array_equal(steps[-1].observation['achieved_goal'],
+                                    chosen)
+      self.assertEqual(steps[-1].discount, 0.0)
+    with self.assertRaisesRegex(ValueError, 'goal must be a valid goal'):
+      env.reset_with_goal(np.full([7], 3))
 
   @parameterized.named_parameters(*[(name, make) for name, make, _, _ in _ENVS])
   def test_invalid_action(self, make):

@@ -7,7 +7,8 @@ from absl.testing import parameterized
 import numpy as np
 import tensorflow as tf
 
-from envs import goal
+from envs import bit_flipping
+from envs import goal_gridworld
 from replay import her
 
 _T = 6  # unroll length
@@ -84,7 +85,7 @@ def _copy_goal(observation, desired_goal):
 
 def _gridworld_items(num_episodes=10, seed=0):
   """Items from random-policy episodes of a small real grid world."""
-  env = goal.make_goal_gridworld(seed=seed, size=5, max_steps=_L - 1)
+  env = goal_gridworld.make_goal_gridworld(seed=seed, size=5, max_steps=_L - 1)
   rng = np.random.default_rng(seed)
   items = []
   for _ in range(num_episodes):
@@ -147,7 +148,7 @@ class RelabelTest(parameterized.TestCase):
     """Relabels every item `repeats` times inside tf.data.Dataset.map."""
     relabel = functools.partial(
         her.relabel, strategy=strategy, relabel_probability=probability,
-        reward_fn=goal.gridworld_reward, goal_fn=_copy_goal)
+        reward_fn=goal_gridworld.reward, goal_fn=_copy_goal)
     dataset = tf.data.Dataset.zip(
         tf.data.Dataset.from_tensor_slices(_stack(items)).repeat(repeats),
         tf.data.Dataset.random(seed=7).batch(2, drop_remainder=True))
@@ -220,7 +221,7 @@ class RelabelTest(parameterized.TestCase):
     items = _gridworld_items()
     relabel = tf.function(functools.partial(
         her.relabel, strategy='episode', relabel_probability=1.0,
-        reward_fn=goal.gridworld_reward, goal_fn=goal.gridworld_with_goal))
+        reward_fn=goal_gridworld.reward, goal_fn=goal_gridworld.with_goal))
     first_success_seen = masked_after_success = 0
     for n, item in enumerate(items):
       output = _numpy(relabel(item, seed=tf.constant([n, 1])))
@@ -229,7 +230,7 @@ class RelabelTest(parameterized.TestCase):
       expected = _expected_relabeled(item, new_goal)
       _assert_nest_equal(self, expected, output, skip=('observation',))
       # Recomputed rewards equal reward_fn(achieved, g′) on kept steps >= 1.
-      reward, success = goal.gridworld_reward(item['achieved_goal'],
+      reward, success = goal_gridworld.reward(item['achieved_goal'],
                                               new_goal)
       kept = output['mask'] & (np.arange(_T + 1) >= 1)
       np.testing.assert_array_equal(output['reward'][kept],
@@ -249,7 +250,7 @@ class RelabelTest(parameterized.TestCase):
       np.testing.assert_array_equal(image[..., :2], original[..., :2])
       for i in range(_T + 1):
         self.assertEqual(
-            np.argwhere(image[i, ..., goal.GOAL_PLANE] == 255).tolist(),
+            np.argwhere(image[i, ..., goal_gridworld.GOAL_PLANE] == 255).tolist(),
             [new_goal.tolist()])
       for field in ('action', 'behaviour_logits'):
         self.assertEqual(item[field].tobytes(), output[field].tobytes())
@@ -262,7 +263,7 @@ class RelabelTest(parameterized.TestCase):
     for n in range(100):
       output = _numpy(her.relabel(
           item, strategy='episode', relabel_probability=1.0,
-          reward_fn=goal.gridworld_reward, goal_fn=_copy_goal,
+          reward_fn=goal_gridworld.reward, goal_fn=_copy_goal,
           seed=tf.constant([n, 0])))
       if output['desired_goal'][0, 1] == item['episode_offset']:
         self.assertEqual(output['mask'].tolist(), [True] + [False] * _T)
@@ -272,7 +273,7 @@ class RelabelTest(parameterized.TestCase):
     self.fail('no draw of the step-0 goal in 100 tries')
 
   def test_bit_flipping_eager_tf_function_and_dataset_agree(self):
-    env = goal.make_bit_flipping(num_bits=4, max_steps=_L - 1)
+    env = bit_flipping.make_bit_flipping(num_bits=4, max_steps=_L - 1)
     rng = np.random.default_rng(0)
     timesteps = [env.reset()]
     while not timesteps[-1].last():
@@ -285,8 +286,8 @@ class RelabelTest(parameterized.TestCase):
                           [t.discount for t in timesteps[1:]], rng)
     item = _items(steps)[0]
     relabel = functools.partial(
-        her.relabel, strategy='future', reward_fn=goal.bit_flipping_reward,
-        goal_fn=goal.bit_flipping_with_goal)
+        her.relabel, strategy='future', reward_fn=bit_flipping.reward,
+        goal_fn=bit_flipping.with_goal)
     seed = tf.constant([3, 4], tf.int64)
     eager = _numpy(relabel(item, seed=seed))
     graph = _numpy(tf.function(relabel)(item, seed=seed))
@@ -308,7 +309,7 @@ class RelabelTest(parameterized.TestCase):
     item = _gridworld_items(num_episodes=1)[0]
     output = _numpy(her.relabel(
         item, strategy='final', relabel_probability=0.0,
-        reward_fn=goal.gridworld_reward, goal_fn=goal.gridworld_with_goal))
+        reward_fn=goal_gridworld.reward, goal_fn=goal_gridworld.with_goal))
     self.assertFalse(output.pop('relabeled'))
     _assert_nest_equal(self, item, output)
 
@@ -318,7 +319,7 @@ class RelabelTest(parameterized.TestCase):
       (dict(relabel_probability=-0.1), '`relabel_probability`'),
       (dict(seed=3), '`seed`'))
   def test_invalid_arguments(self, overrides, message):
-    kwargs = dict(strategy='future', reward_fn=goal.gridworld_reward,
+    kwargs = dict(strategy='future', reward_fn=goal_gridworld.reward,
                   goal_fn=_copy_goal)
     kwargs.update(overrides)
     with self.assertRaisesRegex(ValueError, message):
@@ -329,13 +330,13 @@ class RelabelTest(parameterized.TestCase):
     with self.assertRaisesRegex(tf.errors.InvalidArgumentError,
                                 'episode_offset >= episode_length'):
       her.relabel(item, strategy='final', relabel_probability=1.0,
-                  reward_fn=goal.gridworld_reward, goal_fn=_copy_goal)
+                  reward_fn=goal_gridworld.reward, goal_fn=_copy_goal)
 
   def test_missing_field(self):
     item = dict(_synthetic_items(1)[0])
     del item['episode_offset']
     with self.assertRaisesRegex(ValueError, 'episode_offset'):
-      her.relabel(item, strategy='final', reward_fn=goal.gridworld_reward,
+      her.relabel(item, strategy='final', reward_fn=goal_gridworld.reward,
                   goal_fn=_copy_goal)
 
 
