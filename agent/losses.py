@@ -52,6 +52,14 @@ def impala_loss(agent_outputs: types.AgentOutput,
     baseline = baseline_cost · ½ Σ (v_s − V(x_s))²
     entropy  = entropy_cost · (−Σ H(π(·|x_s)))
 
+  Masked unrolls (`unroll` has a `mask` field, e.g. types.MaskedUnroll of HER
+  replay items, replay/her.py): transition s exists iff mask[s+1]. A missing
+  transition gets weight 0 in all three terms, and δ_s = 0 there (r_s := V(x_s)
+  without gradient, γ_s := 0), so v_s = V(x_s) and nothing leaks into the
+  targets of earlier steps: the loss equals that of the unroll cut after its
+  last valid step, bootstrapping from V there. Without a `mask` field every
+  transition exists (queue unrolls; unchanged behaviour).
+
   Gradient behaviour: gradients flow into `agent_outputs.policy_logits[:-1]`
   (policy and entropy terms) and the selected `agent_outputs.values[:-1]`
   (baseline term). The V-trace targets v_s and A_s are stop-gradient, so the
@@ -78,7 +86,8 @@ def impala_loss(agent_outputs: types.AgentOutput,
     metrics a dict of scalars: 'loss', 'policy_loss', 'baseline_loss',
     'entropy_loss' (the weighted summed terms), 'entropy' (mean H per step),
     'mean_vs' (mean v_s), 'mean_rho' (mean unclipped π(a_s|x_s)/μ(a_s|x_s)),
-    'mean_abs_pg_advantage' (mean |A_s|).
+    'mean_abs_pg_advantage' (mean |A_s|); with a mask, the means are over
+    existing transitions and 'valid_fraction' (their share of T × B) is added.
 
   Raises:
     ValueError: if `discount` ∉ [0, 1], a cost is negative, `reward_clip` is
@@ -116,6 +125,10 @@ def impala_loss(agent_outputs: types.AgentOutput,
     not_first = 1.0 - tf.cast(unroll.first[1:], dtype)  # [T, B]
     discounts = discount * tf.cast(unroll.discount[1:],
                                    dtype) * not_first  # [T, B] γ_s
+    valid = _valid_transitions(unroll, dtype)  # [T, B] or None (all exist)
+    if valid is not None:  # δ_s = 0 where the transition is missing.
+      rewards = tf.where(valid > 0, rewards, tf.stop_gradient(values))
+      discounts = discounts * valid
 
     target_log_probs = vtrace.log_probs_from_logits_and_actions(
         target_logits, actions)  # [T, B] log π(a_s|x_s), differentiable
@@ -134,15 +147,22 @@ def impala_loss(agent_outputs: types.AgentOutput,
         clip_c_threshold=clip_c_threshold,
         lambda_=lambda_)
 
-    policy_loss = -tf.reduce_sum(
-        vtrace_returns.pg_advantages * target_log_probs)
-    baseline_loss = baseline_cost * 0.5 * tf.reduce_sum(
-        tf.square(vtrace_returns.vs - values))
+    pg_terms = vtrace_returns.pg_advantages * target_log_probs  # [T, B]
+    baseline_terms = tf.square(vtrace_returns.vs - values)  # [T, B]
     log_pi = tf.nn.log_softmax(target_logits)  # [T, B, A] log π(·|x_s)
     entropy = -tf.reduce_sum(tf.exp(log_pi) * log_pi, axis=-1)  # [T, B] H
+    if valid is not None:
+      pg_terms, baseline_terms, entropy = (
+          valid * x for x in (pg_terms, baseline_terms, entropy))
+    policy_loss = -tf.reduce_sum(pg_terms)
+    baseline_loss = baseline_cost * 0.5 * tf.reduce_sum(baseline_terms)
     entropy_loss = -entropy_cost * tf.reduce_sum(entropy)
     total_loss = policy_loss + baseline_loss + entropy_loss
 
+    if valid is not None:
+      return total_loss, _masked_metrics(
+          valid, total_loss, policy_loss, baseline_loss, entropy_loss,
+          entropy, vtrace_returns, log_rhos)
     metrics = {
         'loss': total_loss,
         'policy_loss': policy_loss,
@@ -155,3 +175,34 @@ def impala_loss(agent_outputs: types.AgentOutput,
             tf.abs(vtrace_returns.pg_advantages)),
     }
     return total_loss, metrics
+
+
+def _valid_transitions(unroll: types.Unroll,
+                       dtype: tf.DType) -> Optional[tf.Tensor]:
+  """[T, B] 1.0 where transition s (x_s -> x_{s+1}) exists, i.e. mask[s+1].
+
+  None when `unroll` has no `mask` field (every transition exists).
+  """
+  mask = getattr(unroll, 'mask', None)
+  if mask is None:
+    return None
+  return tf.cast(tf.convert_to_tensor(mask)[1:], dtype)  # [T, B]
+
+
+def _masked_metrics(valid, total_loss, policy_loss, baseline_loss,
+                    entropy_loss, entropy, vtrace_returns, log_rhos
+                   ) -> Dict[str, tf.Tensor]:
+  """The metrics of impala_loss with means over existing transitions only."""
+  count = tf.reduce_sum(valid)
+  mean = lambda x: tf.reduce_sum(valid * x) / tf.maximum(count, 1.0)
+  return {
+      'loss': total_loss,
+      'policy_loss': policy_loss,
+      'baseline_loss': baseline_loss,
+      'entropy_loss': entropy_loss,
+      'entropy': mean(entropy),
+      'mean_vs': mean(vtrace_returns.vs),
+      'mean_rho': mean(tf.exp(log_rhos)),
+      'mean_abs_pg_advantage': mean(tf.abs(vtrace_returns.pg_advantages)),
+      'valid_fraction': count / tf.cast(tf.size(valid), valid.dtype),
+  }

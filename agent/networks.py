@@ -34,12 +34,14 @@ import tensorflow as tf
 
 from agent import types
 
-TORSOS = ('deep', 'shallow')
+TORSOS = ('deep', 'shallow', 'mlp')
 _HIDDEN_SIZE = 256  # torso output width (Fig. 3)
 
 
 class _DeepTorso(tf.Module):
   """ResNet torso (Fig. 3 right): 3 × (conv, max-pool, 2 residual blocks)."""
+
+  observation_rank = 3  # [H, W, C] per observation
 
   def __init__(self, channels: Sequence[int] = (16, 32, 32),
                num_blocks: int = 2, name: str = 'deep_torso'):
@@ -77,6 +79,8 @@ class _DeepTorso(tf.Module):
 class _ShallowTorso(tf.Module):
   """Conv 16 8×8/4, Conv 32 4×4/2 (VALID), Linear 256 (Fig. 3 left)."""
 
+  observation_rank = 3  # [H, W, C] per observation
+
   def __init__(self, name: str = 'shallow_torso'):
     super().__init__(name=name)
     self.layers = (
@@ -90,6 +94,27 @@ class _ShallowTorso(tf.Module):
     x = tf.nn.relu(conv1(tf.nn.relu(conv0(x))))
     x = tf.reshape(x, [-1, x.shape[1] * x.shape[2] * x.shape[3]])  # [N, h·w·c]
     return tf.nn.relu(linear(x))
+
+
+class _MlpTorso(tf.Module):
+  """Linear 256 → ReLU → Linear 256 → ReLU, for flat vector observations.
+
+  Not in the IMPALA paper: for goal-conditioned vector tasks such as HER bit
+  flipping (envs/bit_flipping.py), whose observation is float32 [2n].
+  """
+
+  observation_rank = 1  # [D] per observation
+
+  def __init__(self, name: str = 'mlp_torso'):
+    super().__init__(name=name)
+    self.layers = (tf.keras.layers.Dense(_HIDDEN_SIZE, name='linear0'),
+                   tf.keras.layers.Dense(_HIDDEN_SIZE, name='linear1'))
+
+  def __call__(self, x: tf.Tensor) -> tf.Tensor:
+    """float32 [N, D] → float32 [N, 256]."""
+    for layer in self.layers:
+      x = tf.nn.relu(layer(x))
+    return x
 
 
 def _tensor(value, name: str, dtype: Optional[tf.DType],
@@ -115,7 +140,8 @@ class ImpalaNetwork(tf.Module):
       num_actions: A, size of the action set (policy logits and prev_action
         one-hot).
       num_tasks: number of value outputs (one per task; PopArt normalised).
-      torso: 'deep' (ResNet, 15 conv layers) or 'shallow' (2 conv layers).
+      torso: 'deep' (ResNet, 15 conv layers), 'shallow' (2 conv layers) or
+        'mlp' (2 linear layers, flat [D] observations).
       lstm_size: LSTM units (h and c each float32 [B, lstm_size]).
       task_one_hot_input: also feed one_hot(task_id, num_tasks) to the LSTM.
       name: module name.
@@ -137,7 +163,8 @@ class ImpalaNetwork(tf.Module):
     self.torso_name = torso
     self.task_one_hot_input = task_one_hot_input
     with self.name_scope:
-      self._torso = _DeepTorso() if torso == 'deep' else _ShallowTorso()
+      self._torso = {'deep': _DeepTorso, 'shallow': _ShallowTorso,
+                     'mlp': _MlpTorso}[torso]()
       self._core = tf.keras.layers.LSTMCell(lstm_size, name='lstm')
       self.policy_head = tf.keras.layers.Dense(num_actions,
                                                name='policy_logits')
@@ -219,7 +246,8 @@ class ImpalaNetwork(tf.Module):
     """One acting step for a batch of B environments.
 
     Args:
-      observation: uint8 (scaled by 1/255) or float [B, H, W, C].
+      observation: uint8 (scaled by 1/255) or float [B, H, W, C] ([B, D] for
+        the 'mlp' torso).
       prev_action: int32 [B], a_{t−1} (ignored where `first`).
       prev_reward: float32 [B], r_t of the transition into x_t, unclipped
         (clipped to [−1, 1] here; ignored where `first`).
@@ -234,7 +262,8 @@ class ImpalaNetwork(tf.Module):
     Raises:
       ValueError: if an input has the wrong rank or `observation` dtype.
     """
-    observation = _tensor(observation, 'observation', None, 4)
+    observation = _tensor(observation, 'observation', None,
+                          1 + self._torso.observation_rank)
     prev_action = _tensor(prev_action, 'prev_action', tf.int32, 1)
     prev_reward = _tensor(prev_reward, 'prev_reward', tf.float32, 1)
     first = _tensor(first, 'first', tf.bool, 1)
@@ -254,7 +283,7 @@ class ImpalaNetwork(tf.Module):
     when T is static (unrolled in a tf.function graph) and tf.scan otherwise.
 
     Args:
-      observation: uint8 or float [T, B, H, W, C].
+      observation: uint8 or float [T, B, H, W, C] ([T, B, D] for 'mlp').
       prev_action: int32 [T, B].
       prev_reward: float32 [T, B], unclipped.
       first: bool [T, B]; where True the state is reset before that step.
@@ -268,7 +297,8 @@ class ImpalaNetwork(tf.Module):
     Raises:
       ValueError: if an input has the wrong rank or `observation` dtype.
     """
-    observation = _tensor(observation, 'observation', None, 5)
+    observation = _tensor(observation, 'observation', None,
+                          2 + self._torso.observation_rank)
     prev_action = _tensor(prev_action, 'prev_action', tf.int32, 2)
     prev_reward = _tensor(prev_reward, 'prev_reward', tf.float32, 2)
     first = _tensor(first, 'first', tf.bool, 2)

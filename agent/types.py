@@ -45,3 +45,10 @@ Unroll = collections.namedtuple(
 # Field names of one step as written to Reverb (each a key of the step dict; the
 # same names as Unroll, without the time/batch dimensions).
 STEP_FIELDS = Unroll._fields
+
+# An Unroll with a per-step validity mask, for batches that mix queue unrolls
+# with HER replay items (replay/her.py, replay/mixing.py):
+#   mask: bool [T+1, B], False on padding steps after an episode's (or a
+#         relabeled goal's) end; queue unrolls are all True. Transition s
+#         (x_s -> x_{s+1}) exists iff mask[s+1] (agent/losses.py).
+MaskedUnroll = collections.namedtuple('MaskedUnroll', Unroll._fields + ('mask',))
