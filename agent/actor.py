@@ -16,6 +16,13 @@ reward/discount of the transition into x_t; when an episode ends the
 environment is reset at once and the new first observation carries the
 episode's final reward and terminal discount with first=True.
 
+Goal-conditioned environments (envs/goal.py) have dict observations: with
+`observation_key='observation'` the network sees only that entry (which holds
+the desired goal), and writers receive the whole dict. A writer with an
+`end_episode(step)` method (replay.her_writer.GoalUnrollWriter) also gets the
+episode's final observation x_N as a step, before the reset, since the stored
+stream never holds it as a step of its own.
+
 Units: `agent_steps` counts steps of all environments together; one agent
 step is `frame_skip` raw frames.
 """
@@ -27,8 +34,14 @@ from absl import logging
 import dm_env
 import numpy as np
 import tensorflow as tf
+import tree
 
 from agent import networks
+
+
+def _stack(observations):
+  """Stacks per-environment observations (arrays or dicts of arrays)."""
+  return tree.map_structure(lambda *x: np.stack(x), *observations)
 
 
 class Actor:
@@ -38,7 +51,8 @@ class Actor:
                network: networks.ImpalaNetwork, writers: Sequence,
                variable_subscriber=None, episode_reporter=None,
                task_ids: Optional[Sequence[int]] = None, actor_id: int = 0,
-               update_period: int = 50, frame_skip: int = 4, seed: int = 0):
+               update_period: int = 50, frame_skip: int = 4, seed: int = 0,
+               observation_key: Optional[str] = None):
     """Builds the actor.
 
     Args:
@@ -55,6 +69,8 @@ class Actor:
       update_period: agent steps (per environment) between weight polls.
       frame_skip: raw frames per agent step, for the episode frame counts.
       seed: seeds action sampling.
+      observation_key: None for array observations; for dict observations
+        (goal-conditioned envs: 'observation'), the entry the network sees.
 
     Raises:
       ValueError: if the number of writers or task ids differs from envs.
@@ -72,6 +88,7 @@ class Actor:
     self._task_id = np.asarray(task_ids, np.int32)
     self._actor_id, self._update_period = actor_id, int(update_period)
     self._frame_skip = int(frame_skip)
+    self._observation_key = observation_key
     self._rng = tf.random.Generator.from_seed(seed)
     self._policy = tf.function(self._policy_step)
     self.agent_steps = 0
@@ -90,7 +107,7 @@ class Actor:
   def observe_first(self) -> None:
     """Resets every environment and the per-environment stream state."""
     n = len(self._envs)
-    self._observation = np.stack([e.reset().observation for e in self._envs])
+    self._observation = _stack([e.reset().observation for e in self._envs])
     self._first = np.ones(n, bool)
     self._reward = np.zeros(n, np.float32)
     self._discount = np.ones(n, np.float32)
@@ -101,8 +118,10 @@ class Actor:
 
   def select_action(self):
     """Samples a_t ~ μ(·|x_t) for every environment: (actions [N], logits [N, A])."""
+    observation = (self._observation if self._observation_key is None else
+                   self._observation[self._observation_key])
     action, logits, state = self._policy(
-        self._observation, self._prev_action, self._reward, self._first,
+        observation, self._prev_action, self._reward, self._first,
         self._task_id, self._state)
     self._next_state = tuple(s.numpy() for s in state)
     return action.numpy(), logits.numpy()
@@ -111,7 +130,8 @@ class Actor:
     """Writes the current steps, steps the environments, advances the state."""
     for i, writer in enumerate(self._writers):
       writer.append(dict(
-          observation=self._observation[i], first=self._first[i],
+          observation=tree.map_structure(lambda x: x[i], self._observation),
+          first=self._first[i],
           reward=self._reward[i], discount=self._discount[i],
           prev_action=self._prev_action[i], action=actions[i],
           behaviour_logits=logits[i], task_id=self._task_id[i],
@@ -127,13 +147,29 @@ class Actor:
       self._first[i] = False
       if timestep.last():
         self._end_episode(i)
+        self._write_last_step(i, timestep, actions[i], logits.shape[-1])
         timestep = env.reset()
         self._first[i] = True
         self._prev_action[i] = 0
       observations.append(timestep.observation)
-    self._observation = np.stack(observations)
+    self._observation = _stack(observations)
     self._state = self._next_state
     self.agent_steps += len(self._envs)
+
+  def _write_last_step(self, i: int, timestep: dm_env.TimeStep,
+                       action: int, num_actions: int) -> None:
+    """Gives writer i the episode's final observation x_N, if it wants it."""
+    end_episode = getattr(self._writers[i], 'end_episode', None)
+    if end_episode is None:
+      return
+    end_episode(dict(
+        observation=timestep.observation, first=False,
+        reward=np.float32(timestep.reward),
+        discount=np.float32(timestep.discount), prev_action=np.int32(action),
+        action=np.int32(0),  # x_N has no action of its own; unused.
+        behaviour_logits=np.zeros([num_actions], np.float32),
+        task_id=self._task_id[i],
+        core_state=(self._next_state[0][i], self._next_state[1][i])))
 
   def _end_episode(self, i: int) -> None:
     """Reports environment i's finished episode (call before its reset)."""

@@ -1,4 +1,4 @@
-"""Reverb tables of the IMPALA pipeline: 'queue', 'variables' and 'episodes'.
+"""Reverb tables of the IMPALA pipeline: 'queue', 'variables', 'episodes', 'replay'.
 
 Built once by the process that owns the Reverb server (`launch/train.py` or
 `launch/reverb_server.py`), as Acme's `builder.make_replay_tables` and
@@ -14,6 +14,11 @@ TF-Agents' `sac_reverb_server.py` do:
     (`replay.episodes`, schema `EPISODE_SPEC`). Never blocks an actor: when it
     holds `episodes_capacity` records the OLDEST record is dropped on insert,
     so statistics are lost (not delayed) if the learner stops draining it.
+  * 'replay' (`REPLAY_TABLE`, optional, `make_replay_table`): HER replay
+    items of goal-conditioned envs (`replay.her_writer`). Uniform sampling
+    with replacement, the oldest item removed beyond `replay_size`, and a
+    MinSize(1) limiter: inserts NEVER block, so the queue stays the only
+    table that applies back-pressure to the actors.
 
 Example:
 
@@ -33,6 +38,7 @@ import tensorflow as tf
 QUEUE_TABLE = 'queue'
 VARIABLES_TABLE = 'variables'
 EPISODES_TABLE = 'episodes'
+REPLAY_TABLE = 'replay'
 
 # One finished episode as reported by an actor (`replay.episodes`).
 #   actor_id:       int32   [] index of the actor process (or env stream).
@@ -113,3 +119,31 @@ def make_tables(
       rate_limiter=reverb.rate_limiters.MinSize(1),
       signature=EPISODE_SPEC)
   return [queue, variables, episodes]
+
+
+def make_replay_table(signature: Any, *, replay_size: int) -> reverb.Table:
+  """Returns the HER 'replay' table (IMPALA replay ablation; SPEC §1, §7).
+
+  Args:
+    signature: nest of tf.TensorSpec of one replay item,
+      `replay.her_writer.replay_signature(...)`.
+    replay_size: maximum number of items (unrolls) kept; beyond it the OLDEST
+      item is removed on insert (FIFO remover).
+
+  Returns:
+    reverb.Table named `REPLAY_TABLE`: Uniform sampler (items may be sampled
+    any number of times), Fifo remover, MinSize(1) rate limiter (inserts never
+    block; samples wait until one item exists).
+
+  Raises:
+    ValueError: if `replay_size` is not an int >= 1.
+  """
+  _check_capacity('replay_size', replay_size)
+  return reverb.Table(
+      name=REPLAY_TABLE,
+      sampler=reverb.selectors.Uniform(),
+      remover=reverb.selectors.Fifo(),
+      max_size=replay_size,
+      max_times_sampled=0,  # Unlimited re-use.
+      rate_limiter=reverb.rate_limiters.MinSize(1),
+      signature=signature)
