@@ -61,6 +61,14 @@ def get_config(game: str = 'pong') -> ml_collections.ConfigDict:
   config.replay = ml_collections.ConfigDict()
   config.replay.queue_capacity = 64  # unrolls; actors block when it is full
   config.replay.max_in_flight_items = 2  # per env stream, bounds actor run-ahead
+  # Replay (IMPALA §5.3.1 ablation; HER items of goal envs only, SPEC §7).
+  config.replay.replay_proportion = 0.0  # share of each batch; 0 = queue only
+  config.replay.replay_size = 10_000  # unrolls kept in 'replay' (FIFO removal)
+  config.replay.checkpoint_every_secs = 600.0  # Reverb checkpoint (replay runs)
+
+  config.her = ml_collections.ConfigDict()  # goal envs with replay only
+  config.her.strategy = 'future'  # 'final' | 'future' | 'episode' (HER §3.4)
+  config.her.relabel_probability = 0.8  # k/(k+1) with k = 4 (HER)
 
   config.logging = ml_collections.ConfigDict()
   config.logging.progress_every_secs = 10.0

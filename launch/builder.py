@@ -20,6 +20,7 @@ from agent import losses
 from agent import networks
 from envs import atari
 from envs import catch
+from launch import goal_builder
 from replay import datasets
 from replay import episodes
 from replay import tables
@@ -29,6 +30,8 @@ from replay import writer as writer_lib
 
 def make_environment(config: ml_collections.ConfigDict, seed: int):
   """The config's dm_env environment, seeded."""
+  if goal_builder.is_goal_env(config):
+    return goal_builder.make_environment(config, seed)
   env = config.env
   if env.name == 'catch':
     return catch.make_catch(seed=seed)
@@ -41,6 +44,8 @@ def make_environment(config: ml_collections.ConfigDict, seed: int):
 
 def environment_facts(config: ml_collections.ConfigDict) -> Dict[str, Any]:
   """Observation spec, action count and export metadata of the environment."""
+  if goal_builder.is_goal_env(config):
+    return goal_builder.environment_facts(config)
   env = make_environment(config, seed=0)
   try:
     spec = env.observation_spec()
@@ -81,15 +86,23 @@ def make_signature(config, facts):
   return writer_lib.UnrollWriter.signature(step_spec, config.unroll_length)
 
 
-def make_server(config, facts, port=None) -> reverb.Server:
-  """A Reverb server with the queue, variables and episodes tables."""
+def make_server(config, facts, port=None,
+                checkpoint_dir=None) -> reverb.Server:
+  """A Reverb server with the queue, variables and episodes tables.
+
+  Plus the HER 'replay' table when replay is on; then, given `checkpoint_dir`,
+  the server restores its tables from the latest Reverb checkpoint there.
+  """
   network = make_network(config, facts)
   table_list = tables.make_tables(
       make_signature(config, facts),
       queue_capacity=config.replay.queue_capacity,
       variables_signature=variables.variables_signature(
           network.trainable_variables))
-  return reverb.Server(table_list, port=port)
+  table_list += goal_builder.replay_tables(config, facts)
+  checkpointer = (goal_builder.make_checkpointer(config, checkpoint_dir)
+                  if checkpoint_dir else None)
+  return reverb.Server(table_list, port=port, checkpointer=checkpointer)
 
 
 def make_loss_fn(config):
@@ -105,8 +118,12 @@ def make_loss_fn(config):
 
 
 def agent_steps_per_learner_step(config) -> int:
-  """B · T agent steps consumed by one learner step (× frame_skip = frames)."""
-  return config.batch_size * config.unroll_length
+  """(B − R) · T new agent steps per learner step (× frame_skip = frames).
+
+  R replayed unrolls per batch (HER replay) are not new experience.
+  """
+  return ((config.batch_size - goal_builder.replay_batch_size(config))
+          * config.unroll_length)
 
 
 def make_learner(config, facts, strategy, server_address, checkpoint_dir):
@@ -116,6 +133,8 @@ def make_learner(config, facts, strategy, server_address, checkpoint_dir):
         server_address,
         batch_size=context.get_per_replica_batch_size(config.batch_size))
 
+  if goal_builder.replay_batch_size(config):
+    dataset_fn = goal_builder.make_dataset_fn(config, server_address)
   lc = config.learner
   return learner_lib.Learner(
       make_network=make_network_fn(config, facts['num_actions']),
@@ -138,16 +157,19 @@ def make_actor(config, facts, server_address: str, actor_id: int):
       [config.seed, actor_id]).generate_state(n + 1)]
   envs = [make_environment(config, seed=seeds[i]) for i in range(n)]
   network = make_network(config, facts)
-  writers = [writer_lib.UnrollWriter(
-      client, unroll_length=config.unroll_length,
-      max_in_flight_items=config.replay.max_in_flight_items) for _ in envs]
+  goal_env = goal_builder.is_goal_env(config)
+  writers = goal_builder.make_writers(config, facts, client, n) if goal_env else [
+      writer_lib.UnrollWriter(
+          client, unroll_length=config.unroll_length,
+          max_in_flight_items=config.replay.max_in_flight_items) for _ in envs]
   return actor_lib.Actor(
       envs=envs, network=network, writers=writers,
       variable_subscriber=variables.VariableSubscriber(
           client, network.trainable_variables),
       episode_reporter=episodes.EpisodeReporter(client), actor_id=actor_id,
       update_period=config.actor_update_period,
-      frame_skip=config.env.frame_skip, seed=seeds[n])
+      frame_skip=config.env.frame_skip, seed=seeds[n],
+      observation_key='observation' if goal_env else None)
 
 
 def export_metadata(config, facts, learner) -> Dict[str, Any]:

@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from agent import export
 from launch import builder
+from launch import goal_builder
 from launch import monitoring
 from replay import episodes
 from replay import tables
@@ -136,12 +137,14 @@ def run(config, *, facts, strategy: tf.distribute.Strategy, logdir: str,
                                  learner.learner_steps)
   thread = _LearnerThread(learner, publisher, watchdog, config, facts, logdir,
                           stop)
+  replay_saver = goal_builder.ReplayCheckpointer(client, config)
   thread.start()
   last_progress = time.time()
   try:
     with summary_writer.as_default():
       while thread.is_alive():
         thread.join(timeout=1.0)
+        replay_saver.maybe_checkpoint()
         if supervisor is not None:
           supervisor.poll(stopping=stop.is_set())
         if time.time() - last_progress >= config.logging.progress_every_secs:
@@ -165,6 +168,9 @@ def run(config, *, facts, strategy: tf.distribute.Strategy, logdir: str,
     if hung:
       logging.error('The learner is blocked waiting for data (%s); its state '
                     'was saved from the main thread.', _safe(describe))
+    path = _attempt('checkpointing Reverb', replay_saver.checkpoint)
+    if path:
+      logging.info('Reverb checkpoint (replay contents): %s', path)
     _attempt('closing episodes.csv', episode_log.close)
     _attempt('flushing TensorBoard', summary_writer.flush)
     png = _attempt('plotting the learning curve', lambda: (

@@ -5,7 +5,10 @@ r"""Trains IMPALA on one machine: Reverb server, actor processes and learner.
       --config.num_actors=4 --logdir=logs/breakout
 
 Starting again with the same --logdir resumes from its latest checkpoint
-(frames, learner steps and the learning-rate schedule continue). Ctrl-C or
+(frames, learner steps and the learning-rate schedule continue). Runs with
+HER replay also restore the Reverb tables (replay contents) from the Reverb
+checkpoint in LOGDIR/reverb, written every replay.checkpoint_every_secs and
+at shutdown. Ctrl-C or
 SIGTERM stops cleanly: final checkpoint, policy export, learning curve, and
 every actor process shut down. Outputs under --logdir: checkpoints/,
 tensorboard/, episodes.csv, learning_curve.png, policy/ (SavedModel),
@@ -61,7 +64,8 @@ def main(argv):
 
   stop = threading.Event()
   run_setup.install_stop_handlers(stop)
-  server = builder.make_server(config, facts, port=_REVERB_PORT.value or None)
+  server = builder.make_server(config, facts, port=_REVERB_PORT.value or None,
+                               checkpoint_dir=os.path.join(logdir, 'reverb'))
   address = f'localhost:{server.port}'
   logging.info('Reverb server on %s.', address)
   supervisor = supervisor_lib.ActorSupervisor(

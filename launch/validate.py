@@ -10,9 +10,11 @@ import numbers
 import ml_collections
 
 from envs import atari
+from launch import goal_builder
+from replay import her
 
-ENV_NAMES = ('atari', 'catch')
-TORSOS = ('deep', 'shallow')
+ENV_NAMES = ('atari', 'catch') + goal_builder.GOAL_ENV_NAMES
+TORSOS = ('deep', 'shallow', 'mlp')
 
 
 def _fail(field, allowed, value):
@@ -106,3 +108,46 @@ def validate_config(config: ml_collections.ConfigDict, *,
           '>= 0 seconds (0 = every learner step)')
   for field in ('progress_every_secs', 'checkpoint_every_secs', 'stall_warning_secs'):
     _number(config, 'logging.' + field, 0.0, float('inf'), '> 0 seconds', low_open=True)
+  _validate_goal_and_replay(config, num_replicas)
+
+
+def _validate_goal_and_replay(config, num_replicas):
+  """Goal-env fields, the 'mlp' torso and the HER replay fields (SPEC §7)."""
+  goal_env = config.env.name in goal_builder.GOAL_ENV_NAMES
+  if goal_env:
+    if config.env.name == 'bit_flipping':
+      _positive_int(config, 'env.num_bits')
+    else:
+      size = config.env.size
+      if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 5:
+        _fail('env.size', 'an integer >= 5', size)
+    _positive_int(config, 'env.max_steps')
+    if config.env.frame_skip != 1:
+      _fail('env.frame_skip', '1 for goal-conditioned envs', config.env.frame_skip)
+  vector_env = config.env.name == 'bit_flipping'
+  if vector_env != (config.network.torso == 'mlp'):
+    _fail('network.torso', "'mlp' for bit_flipping (vector observations) and "
+          "'deep' or 'shallow' for image observations", config.network.torso)
+  _number(config, 'replay.replay_proportion', 0.0, 1.0, 'in [0, 1)')
+  proportion = config.replay.replay_proportion
+  if proportion >= 1.0:
+    _fail('replay.replay_proportion', 'in [0, 1)', proportion)
+  _positive_int(config, 'replay.replay_size')
+  _number(config, 'replay.checkpoint_every_secs', 0.0, float('inf'), '> 0 seconds',
+          low_open=True)
+  if config.her.strategy not in her.STRATEGIES:
+    _fail('her.strategy', f'one of {her.STRATEGIES}', config.her.strategy)
+  _number(config, 'her.relabel_probability', 0.0, 1.0, 'in [0, 1]')
+  if proportion == 0:
+    return
+  if not goal_env:
+    _fail('replay.replay_proportion', '0 unless env.name is one of '
+          f'{goal_builder.GOAL_ENV_NAMES} (replay holds HER items)', proportion)
+  replay = int(round(proportion * config.batch_size))
+  if not 0 < replay < config.batch_size:
+    _fail('replay.replay_proportion', 'such that round(replay_proportion * '
+          f'batch_size) is in [1, {config.batch_size - 1}]', proportion)
+  if replay % num_replicas:
+    _fail('replay.replay_proportion', 'such that round(replay_proportion * '
+          f'batch_size) = {replay} is divisible by the number of replicas '
+          f'({num_replicas})', proportion)
