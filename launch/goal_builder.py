@@ -165,6 +165,13 @@ class ReplayCheckpointer:
     self._clock = clock
     self._last = self._clock()
 
+  def log_contents(self) -> None:
+    """Logs the replay table's size (e.g. as restored at a resume)."""
+    if self._enabled:
+      info = self._client.server_info(timeout=5)[tables.REPLAY_TABLE]
+      logging.info('Reverb replay table holds %d of %d items.',
+                   info.current_size, info.max_size)
+
   def maybe_checkpoint(self):
     """Checkpoints if the timer expired; returns the path or None.
 

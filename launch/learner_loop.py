@@ -138,6 +138,7 @@ def run(config, *, facts, strategy: tf.distribute.Strategy, logdir: str,
   thread = _LearnerThread(learner, publisher, watchdog, config, facts, logdir,
                           stop)
   replay_saver = goal_builder.ReplayCheckpointer(client, config)
+  replay_saver.log_contents()
   thread.start()
   last_progress = time.time()
   try:

@@ -26,6 +26,9 @@ _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Path to a configs/*.py file (optionally :arg).',
     lock_config=True)
 _PORT = flags.DEFINE_integer('port', 8000, 'Port to serve on.')
+_CHECKPOINT_DIR = flags.DEFINE_string(
+    'checkpoint_dir', None, 'Reverb checkpoints of runs with HER replay: the '
+    'server restores its tables from here and the learner writes them here.')
 flags.mark_flags_as_required(['config'])
 
 
@@ -37,7 +40,8 @@ def main(argv):
     facts = run_setup.validate_and_describe(config, tf.distribute.get_strategy())
   except ValueError as e:
     sys.exit(f'error: {e}')
-  server = builder.make_server(config, facts, port=_PORT.value)
+  server = builder.make_server(config, facts, port=_PORT.value,
+                               checkpoint_dir=_CHECKPOINT_DIR.value)
   logging.info('Reverb server listening on port %d.', server.port)
   server.wait()
 
