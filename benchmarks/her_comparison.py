@@ -177,8 +177,11 @@ def main():
     plt.plot(centres, rates, marker='o', label=f'{arm} (p={probability})')
   her_rate = summary['arms']['her']['final_success_rate']
   base_rate = summary['arms']['no_her']['final_success_rate']
-  summary['ratio_her_over_no_her'] = (her_rate / base_rate if base_rate
-                                      else float('inf'))
+  if base_rate:
+    ratio = her_rate / base_rate
+  else:
+    ratio = float('inf') if her_rate else float('nan')  # x/0 or 0/0
+  summary['ratio_her_over_no_her'] = ratio
   plt.xlabel('frames (new agent steps consumed by the learner)')
   plt.ylabel('episode success rate')
   plt.title(f'{args.env} ({arg}): IMPALA + replay, HER vs no HER')
