@@ -114,5 +114,39 @@ class MakeTablesTest(tf.test.TestCase, parameterized.TestCase):
       tables.make_tables(_SIGNATURE, **kwargs)
 
 
+class ReplayTableTest(tf.test.TestCase):
+
+  def test_uniform_reuse_fifo_eviction_and_inserts_never_block(self):
+    server = reverb.Server(
+        [tables.make_replay_table(_SIGNATURE, replay_size=3)], port=None)
+    try:
+      client = reverb.Client(f'localhost:{server.port}')
+      with client.trajectory_writer(num_keep_alive_refs=1) as writer:
+        for i in range(7):  # Nothing samples: inserts still go through.
+          writer.append({'x': np.float32([i, i])})
+          writer.create_item(tables.REPLAY_TABLE, 1.0,
+                             {'x': writer.history['x'][-1]})
+          writer.flush(block_until_num_items=0, timeout_ms=5000)
+      info = client.server_info(timeout=5)[tables.REPLAY_TABLE]
+      self.assertEqual((info.name, info.max_size, info.current_size),
+                       (tables.REPLAY_TABLE, 3, 3))
+      self.assertEqual(info.signature, _SIGNATURE)
+      # The 3 newest items, each sampled many times (uniform, with reuse).
+      values = [int(s.data['x'][0]) for s in client.sample(
+          tables.REPLAY_TABLE, 300, emit_timesteps=False,
+          unpack_as_table_signature=True)]
+      self.assertEqual(set(values), {4, 5, 6})
+      for v in (4, 5, 6):
+        self.assertGreater(values.count(v), 60)  # ~100 each
+      self.assertEqual(
+          client.server_info(timeout=5)[tables.REPLAY_TABLE].current_size, 3)
+    finally:
+      server.stop()
+
+  def test_rejects_bad_replay_size(self):
+    with self.assertRaisesRegex(ValueError, 'replay_size'):
+      tables.make_replay_table(_SIGNATURE, replay_size=0)
+
+
 if __name__ == '__main__':
   tf.test.main()
