@@ -152,6 +152,26 @@ class ReplayResumeTest(tf.test.TestCase):
     finally:
       restarted.stop()
 
+  def test_slow_timer(self):
+    config = _config()  # replay.checkpoint_every_secs = 600
+    facts = builder.environment_facts(config)
+    reverb_dir = os.path.join(self.get_temp_dir(), 'reverb_timer')
+    server = builder.make_server(config, facts, checkpoint_dir=reverb_dir)
+    try:
+      now = [1000.0]
+      saver = goal_builder.ReplayCheckpointer(
+          reverb.Client(f'localhost:{server.port}'), config,
+          clock=lambda: now[0])
+      now[0] += 599.0
+      self.assertIsNone(saver.maybe_checkpoint())
+      now[0] += 2.0
+      self.assertStartsWith(saver.maybe_checkpoint(), reverb_dir)
+      now[0] += 10.0
+      self.assertIsNone(saver.maybe_checkpoint())  # Timer restarted.
+      self.assertLen(os.listdir(reverb_dir), 1)
+    finally:
+      server.stop()
+
   def test_queue_only_runs_write_no_reverb_checkpoint(self):
     config = _config(**{'replay.replay_proportion': 0.0})
     facts = builder.environment_facts(config)
