@@ -80,7 +80,7 @@ def test_bad_config_values_are_rejected_before_anything_starts(tmp_path):
        'config.unroll_length must be a positive integer; got 0'),
       ('configs/atari.py', '--config.env.game=pongg', 'did you mean: pong'),
       ('configs/smoke.py', '--config.network.torso=big',
-       "config.network.torso must be one of ('deep', 'shallow'); got 'big'"),
+       "config.network.torso must be one of ('deep', 'shallow', 'mlp'); got 'big'"),
   ]
   for config, override, message in cases:
     logdir = tmp_path / 'never_created'
