@@ -125,7 +125,8 @@ class ReplayResumeTest(tf.test.TestCase):
                                    address, checkpoint_dir)
     for _ in range(3):
       metrics = learner.step()
-    self.assertLess(metrics['valid_fraction'], 1.0)
+    # Mixed batches: the masked loss ran (replay items may be padded).
+    self.assertBetween(metrics['valid_fraction'], 0.5, 1.0)
     learner.save()
     # A shutdown checkpoint, as launch/learner_loop.py writes one.
     saver = goal_builder.ReplayCheckpointer(client, config)
