@@ -346,6 +346,10 @@ class Learner:
         continue
       logging.info('Restored %s: %d learner steps, %d agent steps (%d frames).',
                    path, self.learner_steps, self.agent_steps, self.frames)
+      if self._popart is not None:
+        logging.info('Restored PopArt statistics: %s', {
+            field: [float(x) for x in value]
+            for field, value in self.popart_statistics()._asdict().items()})
       return True
     raise ValueError(f'No checkpoint in {self._manager.directory} could be '
                      'restored (see the errors above); the run directory '
