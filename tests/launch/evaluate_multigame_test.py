@@ -21,6 +21,7 @@ from agent import export
 from agent import networks
 from envs import atari
 from envs import scores
+from launch import eval_report
 from launch import evaluate
 
 _REPO = os.path.dirname(os.path.dirname(os.path.dirname(
@@ -131,7 +132,7 @@ def test_mean_and_median_hns(three_task_report):
 
 
 def test_table_has_a_row_per_game_and_the_summary(three_task_report):
-  lines = evaluate.format_table(three_task_report).splitlines()
+  lines = eval_report.format_table(three_task_report).splitlines()
   assert lines[0].split()[:3] == ['game', 'task', 'episodes']
   assert len(lines) == 1 + 3 + 1
   for line, r in zip(lines[1:4], three_task_report['results']):
@@ -147,14 +148,14 @@ def test_table_has_a_row_per_game_and_the_summary(three_task_report):
 
 
 def test_hns_chart_is_a_png(three_task_report, tmp_path):
-  png = evaluate.plot_hns(three_task_report, str(tmp_path / 'hns.png'))
+  png = eval_report.plot_hns(three_task_report, str(tmp_path / 'hns.png'))
   assert png == str(tmp_path / 'hns.png')
   with open(png, 'rb') as f:
     assert f.read(8) == b'\x89PNG\r\n\x1a\n'
   no_hns = dict(three_task_report, results=[
       dict(r, human_normalized_score=None)
       for r in three_task_report['results']])
-  assert evaluate.plot_hns(no_hns, str(tmp_path / 'none.png')) is None
+  assert eval_report.plot_hns(no_hns, str(tmp_path / 'none.png')) is None
   assert not (tmp_path / 'none.png').exists()
 
 
