@@ -146,11 +146,23 @@ class LearnerPopArtTest(tf.test.TestCase):
     unroll = two_task_unroll(seed=4)
     small, large = columns(unroll, 0, B // 2), columns(unroll, B // 2, B)
 
+    def value_loss(learner, unroll):
+      unroll = tf.nest.map_structure(tf.convert_to_tensor, unroll)
+      outputs, _ = learner.network.unroll(*learner_lib.network_inputs(unroll))
+      state = learner.popart_statistics()
+      if state is None:
+        _, metrics = losses.impala_loss(outputs, unroll, discount=0.9,
+                                        reward_clip=None)
+      else:
+        _, metrics, _ = losses.popart_impala_loss(
+            outputs, unroll, popart.PopArtState(*state), discount=0.9)
+      return float(metrics['baseline_loss'])
+
     def per_task(learner):
       strategy = learner.strategy
-      loss_small, grads_small = learner.gradients(distribute(strategy, small))
-      loss_large, grads_large = learner.gradients(distribute(strategy, large))
-      return (loss_large / loss_small,
+      _, grads_small = learner.gradients(distribute(strategy, small))
+      _, grads_large = learner.gradients(distribute(strategy, large))
+      return (value_loss(learner, large) / value_loss(learner, small),
               global_norm(grads_large) / global_norm(grads_small))
 
     plain = make_learner(tf.distribute.get_strategy(), use_popart=False)
