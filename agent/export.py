@@ -10,7 +10,9 @@ In the style of Acme `tf/savers.py` and TF-Agents `PolicySaver`. Contract
                     task_id=int32 [B], state=state)
   out['action']  int32 [B]     sampled from π (tf.random.categorical)
   out['logits']  float32 [B, num_actions]
-  out['value']   float32 [B]   values[b, task_id[b]] (the value head's output)
+  out['value']   float32 [B]   value of task task_id[b], unnormalised: with
+                               PopArt σ_i n_i(x) + μ_i (SPEC §5), else the
+                               value head's output
   out['state']   (h, c) like initial_state
 
 `first=True` resets that row's LSTM state and zeroes its prev_action and
@@ -26,19 +28,21 @@ Metadata, as non-trainable variables of the loaded object (`.numpy()`):
   (string [A] or [0]), num_actions, num_tasks, lstm_size, frames_trained (raw
   frames), agent_steps_trained (agent steps), observation_shape (int64 [rank]),
   observation_dtype (string), frame_skip (raw frames per agent step; only if
-  given) and metadata_json (all of it, plus extra keys, as a JSON string).
+  given), popart_mu/popart_sigma (float32 [num_tasks]; only with PopArt, the
+  statistics at export time) and metadata_json (all of it, plus extra keys, as a JSON string).
 The same JSON is written to PATH/assets.extra/metadata.json for humans.
 """
 
 import json
 import os
 import uuid
-from typing import Any, Dict, Mapping
+from typing import Any, Dict, Mapping, Optional
 
 import numpy as np
 import tensorflow as tf
 
 from agent import networks
+from agent import popart
 
 ACTION_SETS = ('minimal', 'full')
 _INT_KEYS = ('frames_trained', 'agent_steps_trained', 'frame_skip')
@@ -116,9 +120,15 @@ class _Policy(tf.Module):
   """
 
   def __init__(self, network: networks.ImpalaNetwork, obs_spec: tf.TensorSpec,
-               meta: Dict[str, Any]):
+               meta: Dict[str, Any],
+               popart_state: Optional[popart.PopArtState] = None):
     super().__init__(name='impala_policy')
     self.network_variables = list(network.variables)
+    if popart_state is not None:  # a snapshot: later updates do not leak in
+      self.popart_mu = tf.Variable(tf.identity(popart_state.mu),
+                                   trainable=False, name='popart_mu')
+      self.popart_sigma = tf.Variable(tf.identity(popart_state.sigma),
+                                      trainable=False, name='popart_sigma')
     for key in ('games', 'action_set', 'action_meanings', 'num_actions',
                 'num_tasks', 'lstm_size', 'frames_trained',
                 'agent_steps_trained', 'observation_shape', 'observation_dtype',
@@ -150,6 +160,10 @@ class _Policy(tf.Module):
       logits = output.policy_logits  # [B, A]
       action = tf.random.categorical(logits, 1, dtype=tf.int32)[:, 0]  # [B]
       value = tf.gather(output.values, task_id, batch_dims=1)  # [B]
+      if popart_state is not None:  # σ_i n_i + μ_i, SPEC §5
+        value = popart.unnormalize(
+            popart.PopArtState(self.popart_mu, self.popart_sigma,
+                               self.popart_sigma), value, task_id)
       return dict(action=action, logits=logits, value=value, state=state)
 
     def serve(observation, prev_action, prev_reward, first, task_id, state_h,
@@ -191,7 +205,8 @@ def _replace_directory(source: str, target: str) -> None:
 
 
 def export_policy(network: networks.ImpalaNetwork, path: str, *,
-                  observation_spec, metadata: Mapping[str, Any]) -> None:
+                  observation_spec, metadata: Mapping[str, Any],
+                  popart_state: Optional[popart.PopArtState] = None) -> None:
   """Writes the acting policy of `network` as a SavedModel at `path`.
 
   Atomic for readers: the SavedModel is written to a sibling temporary
@@ -211,14 +226,24 @@ def export_policy(network: networks.ImpalaNetwork, path: str, *,
       num_actions str), 'frames_trained' (raw frames), 'agent_steps_trained'
       (agent steps), 'frame_skip', 'num_actions'/'num_tasks' (checked against
       the network) and extra JSON-able keys (kept in metadata_json only).
+    popart_state: the learner's PopArtState (float32 [num_tasks] each) when
+      the value head is PopArt-normalised; out['value'] is then σ_i n_i + μ_i
+      with a snapshot of μ, σ taken now. None: the head's output as is.
 
   Raises:
-    ValueError: for a bad `observation_spec` or `metadata` field.
+    ValueError: for a bad `observation_spec` or `metadata` field, or a
+      `popart_state` whose size is not the network's num_tasks.
   """
   obs_spec = _observation_spec(observation_spec)
   meta = _check_metadata(metadata, network, obs_spec)
   network.create_variables(obs_spec.shape[1:], obs_spec.dtype)
-  policy = _Policy(network, obs_spec, meta)
+  if popart_state is not None:
+    for field, value in zip(popart.PopArtState._fields, popart_state):
+      if tuple(value.shape) != (network.num_tasks,):
+        raise ValueError(f'`popart_state.{field}` must be [num_tasks] = '
+                         f'[{network.num_tasks}]; got {tuple(value.shape)}.')
+    meta['popart'] = True
+  policy = _Policy(network, obs_spec, meta, popart_state)
   path = path.rstrip('/')
   parent = os.path.dirname(path)
   if parent:

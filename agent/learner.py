@@ -18,6 +18,15 @@ the gradient of its share, the gradients are summed across replicas
 `skip_gradients_aggregation=True`, so a step on R replicas equals the step on
 one device with the same global batch.
 
+PopArt (Hessel et al. 2018; SPEC §5), when `popart_step_size` is given: the
+learner owns the per-task statistics μ, σ, ν (float32 [num_tasks] variables,
+checkpointed with the network). Each step (1) computes the loss with the
+current statistics (`losses.popart_impala_loss`), (2) applies the gradients,
+(3) sums every replica's ART increments of the step's V-trace targets
+(`popart.increments`, all-reduce SUM) and applies them, and (4) rescales the
+value head's kernel and bias (`popart.preserve_outputs`) so the unnormalised
+values σ n + μ are unchanged by (3). Every replica holds identical statistics.
+
 Units: `agent_steps` counts agent steps consumed by the learner (B·T per step);
 frames = agent_steps × frame_skip (raw Atari frames).
 """
@@ -30,10 +39,14 @@ import numpy as np
 import tensorflow as tf
 
 from agent import networks
+from agent import popart
 from agent import types
 
 LossFn = Callable[[types.AgentOutput, types.Unroll],
                   Tuple[tf.Tensor, types.Metrics]]
+# (outputs, unroll, popart_state) -> (loss, metrics, vs [T, B] unnormalised).
+PopArtLossFn = Callable[[types.AgentOutput, types.Unroll, popart.PopArtState],
+                        Tuple[tf.Tensor, types.Metrics, tf.Tensor]]
 DatasetFn = Callable[[tf.distribute.InputContext], tf.data.Dataset]
 
 
@@ -86,7 +99,10 @@ class Learner:
                agent_steps_per_step: int = 640,
                frame_skip: int = 4,
                checkpoint_dir: Optional[str] = None,
-               max_checkpoints_to_keep: int = 3):
+               max_checkpoints_to_keep: int = 3,
+               popart_step_size: Optional[float] = None,
+               popart_scale_lb: float = 1e-4,
+               popart_scale_ub: float = 1e6):
     """Builds the learner.
 
     Args:
@@ -96,7 +112,9 @@ class Learner:
         the per-replica batch size; given to
         `strategy.distribute_datasets_from_function`. None for a learner only
         used through `gradients`/`step_on`.
-      loss_fn: (agent_outputs over T+1 steps, unroll) -> (loss, metrics).
+      loss_fn: (agent_outputs over T+1 steps, unroll) -> (loss, metrics);
+        with PopArt a PopArtLossFn (e.g. `losses.popart_impala_loss`):
+        (agent_outputs, unroll, popart_state) -> (loss, metrics, vs [T, B]).
       strategy: the tf.distribute strategy (default, Mirrored or TPU).
       learning_rate: initial RMSProp learning rate, linearly decayed to 0 at
         `total_frames` consumed raw frames.
@@ -108,7 +126,23 @@ class Learner:
       frame_skip: raw frames per agent step.
       checkpoint_dir: where CheckpointManager writes; None for no checkpoints.
       max_checkpoints_to_keep: checkpoints kept on disk.
+      popart_step_size: β of PopArt's statistics (paper 3e-4), or None for no
+        PopArt (the value head's outputs are then the values themselves).
+      popart_scale_lb, popart_scale_ub: σ bounds (SPEC §5: 1e-4, 1e6).
+
+    Raises:
+      ValueError: if `popart_step_size` is not None and not in (0, 1], or the
+        σ bounds are not 0 < lb <= ub.
     """
+    if popart_step_size is not None and not 0.0 < popart_step_size <= 1.0:
+      raise ValueError('`popart_step_size` must be None (PopArt off) or in '
+                       f'(0, 1]; got {popart_step_size}.')
+    if not 0.0 < popart_scale_lb <= popart_scale_ub:
+      raise ValueError('PopArt σ bounds must satisfy 0 < popart_scale_lb <= '
+                       f'popart_scale_ub; got {popart_scale_lb}, '
+                       f'{popart_scale_ub}.')
+    self._popart_step_size = popart_step_size
+    self._popart_bounds = (float(popart_scale_lb), float(popart_scale_ub))
     self._strategy = strategy
     self._loss_fn = loss_fn
     self._max_grad_norm = float(max_grad_norm)
@@ -128,9 +162,17 @@ class Learner:
           learning_rate=self._schedule, rho=rmsprop_decay,
           momentum=rmsprop_momentum, epsilon=rmsprop_epsilon)
       self._optimizer.build(self._network.trainable_variables)
+      self._popart = None
+      if popart_step_size is not None:
+        initial = popart.init_state(self._network.num_tasks)
+        self._popart = popart.PopArtState(*(
+            tf.Variable(value, trainable=False, name=f'popart_{field}')
+            for field, value in zip(popart.PopArtState._fields, initial)))
     self._checkpoint = tf.train.Checkpoint(
         network=self._network, optimizer=self._optimizer,
         learner_steps=self._learner_steps, agent_steps=self._agent_steps)
+    if self._popart is not None:
+      self._checkpoint.popart = tf.train.Checkpoint(**self._popart._asdict())
     self._manager = None
     if checkpoint_dir:
       self._manager = tf.train.CheckpointManager(
@@ -167,6 +209,17 @@ class Learner:
     """Raw frames consumed by the learner (agent steps × frame_skip)."""
     return self.agent_steps * self._frame_skip
 
+  @property
+  def popart_state(self) -> Optional[popart.PopArtState]:
+    """PopArt statistics (mu, sigma, nu variables, float32 [num_tasks]) or None."""
+    return self._popart
+
+  def popart_statistics(self) -> Optional[popart.PopArtState]:
+    """The current PopArt statistics as numpy float32 [num_tasks], or None."""
+    if self._popart is None:
+      return None
+    return popart.PopArtState(*(v.numpy() for v in self._popart))
+
   def get_variables(self) -> Sequence[np.ndarray]:
     """The network's trainable variables as numpy arrays, in network order."""
     return [v.numpy() for v in self._network.trainable_variables]
@@ -174,16 +227,21 @@ class Learner:
   # ------------------------------------------------------------------ training
   def _replica_loss_and_gradients(self, unroll: types.Unroll):
     variables = self._network.trainable_variables
+    vs = None
     with tf.GradientTape() as tape:
       outputs, _ = self._network.unroll(*network_inputs(unroll))
-      loss, metrics = self._loss_fn(outputs, unroll)
+      if self._popart is None:
+        loss, metrics = self._loss_fn(outputs, unroll)
+      else:
+        state = popart.PopArtState(*(tf.identity(v) for v in self._popart))
+        loss, metrics, vs = self._loss_fn(outputs, unroll, state)
     gradients = tape.gradient(loss, variables)
     context = tf.distribute.get_replica_context()
     gradients = context.all_reduce(tf.distribute.ReduceOp.SUM, gradients)
-    return loss, dict(metrics), gradients
+    return loss, dict(metrics), gradients, vs
 
   def _replica_step(self, unroll: types.Unroll):
-    loss, metrics, gradients = self._replica_loss_and_gradients(unroll)
+    loss, metrics, gradients, vs = self._replica_loss_and_gradients(unroll)
     gradients, norm = tf.clip_by_global_norm(gradients, self._max_grad_norm)
     # Never apply (and then publish, checkpoint, export) non-finite weights:
     # raise instead (STYLE: never patch NaNs).
@@ -194,7 +252,27 @@ class Learner:
           zip(gradients, self._network.trainable_variables),
           skip_gradients_aggregation=True)
     metrics['grad_norm'] = norm
-    return loss, metrics
+    if self._popart is None:
+      return loss, metrics, ()
+    # ART increments of this replica's targets, summed over replicas so every
+    # replica applies the same update (SPEC §5).
+    state = popart.PopArtState(*(tf.identity(v) for v in self._popart))
+    d_mu, d_nu = popart.increments(state, vs, unroll.task_id[:-1],
+                                   self._popart_step_size)
+    d_mu, d_nu = tf.distribute.get_replica_context().all_reduce(
+        tf.distribute.ReduceOp.SUM, [d_mu, d_nu])
+    return loss, metrics, (d_mu, d_nu)
+
+  def _update_popart(self, d_mu, d_nu):
+    """ART then POP, in cross-replica context after the gradient step."""
+    old = popart.PopArtState(*(tf.identity(v) for v in self._popart))
+    new = popart.apply_increments(old, d_mu, d_nu, *self._popart_bounds)
+    head = self._network.value_head
+    kernel, bias = popart.preserve_outputs(head.kernel, head.bias, old, new)
+    head.kernel.assign(kernel)
+    head.bias.assign(bias)
+    for variable, value in zip(self._popart, new):
+      variable.assign(value)
 
   def _reduce(self, loss, metrics):
     """Sums losses across replicas; averages the other (per-step) metrics."""
@@ -207,8 +285,13 @@ class Learner:
 
   @tf.function
   def _train_step(self, distributed_unroll):
-    loss, metrics = self._strategy.run(self._replica_step,
-                                       args=(distributed_unroll,))
+    loss, metrics, increments = self._strategy.run(
+        self._replica_step, args=(distributed_unroll,))
+    if self._popart is not None:
+      # Identical on every replica after the all-reduce: take one copy.
+      d_mu, d_nu = (self._strategy.experimental_local_results(x)[0]
+                    for x in increments)
+      self._update_popart(d_mu, d_nu)
     metrics = self._reduce(loss, metrics)
     metrics['learning_rate'] = self._schedule()  # the rate this step used
     with tf.control_dependencies(tf.nest.flatten(metrics)):
@@ -236,8 +319,8 @@ class Learner:
 
   @tf.function
   def _gradients(self, distributed_unroll):
-    loss, _, gradients = self._strategy.run(self._replica_loss_and_gradients,
-                                            args=(distributed_unroll,))
+    loss, _, gradients, _ = self._strategy.run(
+        self._replica_loss_and_gradients, args=(distributed_unroll,))
     loss = self._strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
     # After all_reduce every replica holds the global sum: take one copy.
     gradients = [self._strategy.experimental_local_results(g)[0]
@@ -263,13 +346,17 @@ class Learner:
         continue
       logging.info('Restored %s: %d learner steps, %d agent steps (%d frames).',
                    path, self.learner_steps, self.agent_steps, self.frames)
+      if self._popart is not None:
+        logging.info('Restored PopArt statistics: %s', {
+            field: [float(x) for x in value]
+            for field, value in self.popart_statistics()._asdict().items()})
       return True
     raise ValueError(f'No checkpoint in {self._manager.directory} could be '
                      'restored (see the errors above); the run directory '
                      'belongs to an incompatible network or is corrupted.')
 
   def save(self) -> Optional[str]:
-    """Writes a checkpoint (network, optimizer, counters); returns its path."""
+    """Writes a checkpoint (network, optimizer, counters, PopArt); returns its path."""
     if self._manager is None:
       return None
     latest = self._manager.latest_checkpoint

@@ -9,12 +9,17 @@ V-trace target v_s, and an entropy bonus keeps the policy from collapsing.
 Following the paper's scalable_agent code, the three terms are SUMMED over time
 and batch (not averaged): with a tf.distribute strategy, per-replica sums add
 up to the gradient of the global batch.
+
+`popart_impala_loss` is the same loss for multi-task PopArt (Hessel et al.
+2018, SPEC §5): V-trace on unnormalised values, value loss and policy-gradient
+advantages in each task's normalised space.
 """
 
 from typing import Dict, Optional, Tuple
 
 import tensorflow as tf
 
+from agent import popart
 from agent import types
 from agent import vtrace
 
@@ -94,6 +99,82 @@ def impala_loss(agent_outputs: types.AgentOutput,
       not None and <= 0, `agent_outputs.values` does not have rank 3, or for
       any reason listed in vtrace.from_importance_weights.
   """
+  loss, metrics, _ = _loss(
+      agent_outputs, unroll, None, discount=discount,
+      baseline_cost=baseline_cost, entropy_cost=entropy_cost,
+      reward_clip=reward_clip, clip_rho_threshold=clip_rho_threshold,
+      clip_pg_rho_threshold=clip_pg_rho_threshold,
+      clip_c_threshold=clip_c_threshold, lambda_=lambda_)
+  return loss, metrics
+
+
+def popart_impala_loss(agent_outputs: types.AgentOutput,
+                       unroll: types.Unroll,
+                       popart_state: popart.PopArtState,
+                       *,
+                       discount: float = 0.99,
+                       baseline_cost: float = 0.5,
+                       entropy_cost: float = 0.01,
+                       reward_clip: Optional[float] = None,
+                       clip_rho_threshold: Optional[float] = 1.0,
+                       clip_pg_rho_threshold: Optional[float] = 1.0,
+                       clip_c_threshold: Optional[float] = 1.0,
+                       lambda_: float = 1.0
+                      ) -> Tuple[tf.Tensor, Dict[str, tf.Tensor], tf.Tensor]:
+  """PopArt-IMPALA loss (Hessel et al. 2018, §3-4; SPEC §5).
+
+  As `impala_loss`, except that `agent_outputs.values` are NORMALISED values
+  n_i(x) of the per-task value head, and with μ_i, σ_i of the step's task
+  i = task_id[s]:
+    V(x_s) = σ_i n_i(x_s) + μ_i                    (V-trace runs on these)
+    baseline = baseline_cost · ½ Σ ((v_s − μ_i)/σ_i − n_i(x_s))²
+    policy   = −Σ (A_s / σ_i) log π(a_s|x_s)
+  where A_s = ρ^pg_s (r_s + γ_s v_{s+1} − V(x_s)) is the V-trace advantage,
+  so A_s/σ_i = ρ^pg_s ((r_s + γ_s v_{s+1} − μ_i)/σ_i − n_i(x_s)): the
+  gradients are the scale-free ones of SPEC §5. Rewards are not clipped by
+  default (PopArt's point is to learn from unclipped rewards).
+
+  Args:
+    agent_outputs: AgentOutput over T+1 steps; values float [T+1, B,
+      num_tasks] are the normalised outputs n.
+    unroll: Unroll as in `impala_loss`.
+    popart_state: PopArtState (mu, sigma, nu), each float32 [num_tasks]: the
+      statistics the value head is normalised with (no gradient).
+    discount, baseline_cost, entropy_cost, reward_clip, clip_rho_threshold,
+      clip_pg_rho_threshold, clip_c_threshold, lambda_: as `impala_loss`
+      (reward_clip defaults to None here).
+
+  Returns:
+    (total_loss, metrics, vs): as `impala_loss`, plus `vs` float [T, B], the
+    unnormalised V-trace targets (stop-gradient) for
+    `popart.increments(state, vs, unroll.task_id[:-1])`. Extra metrics:
+    'mean_abs_normalized_vs' (mean |(v_s − μ_i)/σ_i|).
+
+  Raises:
+    ValueError: as `impala_loss`, or if `popart_state` is not a PopArtState
+      of [num_tasks] vectors matching the value head.
+  """
+  if not isinstance(popart_state, popart.PopArtState):
+    raise ValueError('`popart_state` must be a popart.PopArtState; got '
+                     f'{type(popart_state)}.')
+  num_tasks = agent_outputs.values.shape[-1]
+  for field, value in zip(popart.PopArtState._fields, popart_state):
+    shape = tf.TensorShape(value.shape)
+    if shape.rank != 1 or not shape.is_compatible_with([num_tasks]):
+      raise ValueError(f'`popart_state.{field}` must be [num_tasks] = '
+                       f'[{num_tasks}] (the value head); got {shape}.')
+  return _loss(
+      agent_outputs, unroll, popart_state, discount=discount,
+      baseline_cost=baseline_cost, entropy_cost=entropy_cost,
+      reward_clip=reward_clip, clip_rho_threshold=clip_rho_threshold,
+      clip_pg_rho_threshold=clip_pg_rho_threshold,
+      clip_c_threshold=clip_c_threshold, lambda_=lambda_)
+
+
+def _loss(agent_outputs, unroll, popart_state, *, discount, baseline_cost,
+          entropy_cost, reward_clip, clip_rho_threshold, clip_pg_rho_threshold,
+          clip_c_threshold, lambda_):
+  """Both losses; popart_state None = plain IMPALA. Returns (loss, metrics, vs)."""
   if not 0.0 <= discount <= 1.0:
     raise ValueError(f'`discount` must be in [0, 1]; got {discount}.')
   _check_non_negative(baseline_cost, 'baseline_cost')
@@ -109,9 +190,18 @@ def impala_loss(agent_outputs: types.AgentOutput,
                      f'num_tasks]; got shape {all_values.shape}.')
 
   with tf.name_scope('impala_loss'):
-    # V(x_t) of each step's own task.
-    baselines = tf.gather(
+    # Output of each step's own task: V(x_t), or n_i(x_t) under PopArt.
+    outputs = tf.gather(
         all_values, unroll.task_id, axis=2, batch_dims=2)  # [T+1, B]
+    if popart_state is None:
+      baselines = outputs  # [T+1, B] V(x_t)
+    else:
+      mu = tf.cast(tf.gather(popart_state.mu, unroll.task_id),
+                   dtype)  # [T+1, B] μ_i
+      sigma = tf.cast(tf.gather(popart_state.sigma, unroll.task_id),
+                      dtype)  # [T+1, B] σ_i
+      mu, sigma = tf.stop_gradient(mu), tf.stop_gradient(sigma)
+      baselines = sigma * outputs + mu  # [T+1, B] V(x_t), unnormalised
     values = baselines[:-1]  # [T, B] V(x_s)
     bootstrap_value = baselines[-1]  # [B] V(x_T)
 
@@ -147,8 +237,16 @@ def impala_loss(agent_outputs: types.AgentOutput,
         clip_c_threshold=clip_c_threshold,
         lambda_=lambda_)
 
-    pg_terms = vtrace_returns.pg_advantages * target_log_probs  # [T, B]
-    baseline_terms = tf.square(vtrace_returns.vs - values)  # [T, B]
+    vs = vtrace_returns.vs  # [T, B] v_s, unnormalised, no gradient
+    pg_advantages = vtrace_returns.pg_advantages  # [T, B] A_s
+    if popart_state is None:
+      value_errors = vs - values  # [T, B]
+    else:
+      # Normalised space (SPEC §5): (v_s − μ_i)/σ_i − n_i(x_s) and A_s/σ_i.
+      value_errors = (vs - mu[:-1]) / sigma[:-1] - outputs[:-1]  # [T, B]
+      pg_advantages = pg_advantages / sigma[:-1]  # [T, B]
+    pg_terms = pg_advantages * target_log_probs  # [T, B]
+    baseline_terms = tf.square(value_errors)  # [T, B]
     log_pi = tf.nn.log_softmax(target_logits)  # [T, B, A] log π(·|x_s)
     entropy = -tf.reduce_sum(tf.exp(log_pi) * log_pi, axis=-1)  # [T, B] H
     if valid is not None:
@@ -160,21 +258,27 @@ def impala_loss(agent_outputs: types.AgentOutput,
     total_loss = policy_loss + baseline_loss + entropy_loss
 
     if valid is not None:
-      return total_loss, _masked_metrics(
+      metrics = _masked_metrics(
           valid, total_loss, policy_loss, baseline_loss, entropy_loss,
-          entropy, vtrace_returns, log_rhos)
-    metrics = {
-        'loss': total_loss,
-        'policy_loss': policy_loss,
-        'baseline_loss': baseline_loss,
-        'entropy_loss': entropy_loss,
-        'entropy': tf.reduce_mean(entropy),
-        'mean_vs': tf.reduce_mean(vtrace_returns.vs),
-        'mean_rho': tf.reduce_mean(tf.exp(log_rhos)),
-        'mean_abs_pg_advantage': tf.reduce_mean(
-            tf.abs(vtrace_returns.pg_advantages)),
-    }
-    return total_loss, metrics
+          entropy, vs, pg_advantages, log_rhos)
+    else:
+      metrics = {
+          'loss': total_loss,
+          'policy_loss': policy_loss,
+          'baseline_loss': baseline_loss,
+          'entropy_loss': entropy_loss,
+          'entropy': tf.reduce_mean(entropy),
+          'mean_vs': tf.reduce_mean(vs),
+          'mean_rho': tf.reduce_mean(tf.exp(log_rhos)),
+          'mean_abs_pg_advantage': tf.reduce_mean(tf.abs(pg_advantages)),
+      }
+    if popart_state is not None:
+      normalized_vs = tf.abs((vs - mu[:-1]) / sigma[:-1])  # [T, B]
+      metrics['mean_abs_normalized_vs'] = (
+          tf.reduce_mean(normalized_vs) if valid is None else
+          tf.reduce_sum(valid * normalized_vs) /
+          tf.maximum(tf.reduce_sum(valid), 1.0))
+    return total_loss, metrics, vs
 
 
 def _valid_transitions(unroll: types.Unroll,
@@ -190,7 +294,7 @@ def _valid_transitions(unroll: types.Unroll,
 
 
 def _masked_metrics(valid, total_loss, policy_loss, baseline_loss,
-                    entropy_loss, entropy, vtrace_returns, log_rhos
+                    entropy_loss, entropy, vs, pg_advantages, log_rhos
                    ) -> Dict[str, tf.Tensor]:
   """The metrics of impala_loss with means over existing transitions only."""
   count = tf.reduce_sum(valid)
@@ -201,8 +305,8 @@ def _masked_metrics(valid, total_loss, policy_loss, baseline_loss,
       'baseline_loss': baseline_loss,
       'entropy_loss': entropy_loss,
       'entropy': mean(entropy),
-      'mean_vs': mean(vtrace_returns.vs),
+      'mean_vs': mean(vs),
       'mean_rho': mean(tf.exp(log_rhos)),
-      'mean_abs_pg_advantage': mean(tf.abs(vtrace_returns.pg_advantages)),
+      'mean_abs_pg_advantage': mean(tf.abs(pg_advantages)),
       'valid_fraction': count / tf.cast(tf.size(valid), valid.dtype),
   }

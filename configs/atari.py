@@ -21,7 +21,9 @@ def get_config(game: str = 'pong') -> ml_collections.ConfigDict:
 
   config.env = ml_collections.ConfigDict()
   config.env.name = 'atari'  # 'atari' | 'catch'
-  config.env.game = game or 'pong'  # one of the 57 games of envs/atari57_...csv
+  # One of the 57 games of envs/atari57_...csv, or several comma-separated
+  # (multi-task: task i = i-th game; configs/atari_multitask.py).
+  config.env.game = game or 'pong'
   config.env.frame_skip = 4  # raw frames per agent step
   config.env.sticky_action_prob = 0.25  # Machado et al. 2018
   config.env.noop_max = 30  # up to this many no-op raw frames at episode start
@@ -31,6 +33,7 @@ def get_config(game: str = 'pong') -> ml_collections.ConfigDict:
   config.network = ml_collections.ConfigDict()
   config.network.torso = 'deep'  # 'deep' (IMPALA ResNet) | 'shallow'
   config.network.lstm_size = 256
+  config.network.task_one_hot_input = False  # one_hot(task_id) into the LSTM
 
   # Actors: processes × environments per process (batched inference).
   config.num_actors = 2
@@ -57,6 +60,11 @@ def get_config(game: str = 'pong') -> ml_collections.ConfigDict:
   config.learner.clip_c_threshold = 1.0  # c̄
   config.learner.lambda_ = 1.0  # λ
   config.learner.publish_every_secs = 1.0  # weights to actors; 0 = every step
+  # PopArt (Hessel et al. 2018; SPEC §5): per-task value normalisation.
+  config.learner.popart = False
+  config.learner.popart_step_size = 3e-4  # β
+  config.learner.popart_scale_lb = 1e-4  # σ bounds
+  config.learner.popart_scale_ub = 1e6
 
   config.replay = ml_collections.ConfigDict()
   config.replay.queue_capacity = 64  # unrolls; actors block when it is full

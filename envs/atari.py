@@ -101,7 +101,11 @@ class AtariEnv(base.DiscreteActionEnvironment):
     self._ale.loadROM(roms.get_rom_path(
         _ROM_ID_OVERRIDES.get(self._game, self._game)))
     if full_action_space:
-      self._action_set = list(self._ale.getLegalActionSet())
+      # All 18 ALE actions in enum order for EVERY game, so one policy head
+      # fits all games. Not getLegalActionSet(): in ale-py 0.12 it drops the
+      # FIRE actions of Skiing (9 actions; ALE issue #691), while ALE accepts
+      # all 18 there (FIRE does nothing).
+      self._action_set = list(ale_py.Action.__members__.values())
     else:
       self._action_set = list(self._ale.getMinimalActionSet())
     self._action_set_name = 'full' if full_action_space else 'minimal'

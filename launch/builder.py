@@ -7,7 +7,7 @@ the same tables, networks, actors and learners. No flags here.
 """
 
 import functools
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 import ml_collections
 import numpy as np
@@ -28,15 +28,33 @@ from replay import variables
 from replay import writer as writer_lib
 
 
-def make_environment(config: ml_collections.ConfigDict, seed: int):
-  """The config's dm_env environment, seeded."""
+def games(config: ml_collections.ConfigDict) -> List[str]:
+  """The config's games in task-id order (task i = games[i]).
+
+  `config.env.game` is one game or a comma-separated list (multi-task).
+  """
+  return [g.strip() for g in config.env.game.split(',')]
+
+
+def task_of_environment(config, actor_id: int, env_index: int) -> int:
+  """Task id of environment slot `env_index` of actor `actor_id`.
+
+  Round robin over all actors' environments: slot k of actor j plays game
+  (j · num_envs_per_actor + k) mod num_games for the whole run.
+  """
+  return (actor_id * config.num_envs_per_actor + env_index) % len(games(config))
+
+
+def make_environment(config: ml_collections.ConfigDict, seed: int,
+                     task_id: int = 0):
+  """The config's dm_env environment of task `task_id` (its game), seeded."""
   if goal_builder.is_goal_env(config):
     return goal_builder.make_environment(config, seed)
   env = config.env
   if env.name == 'catch':
     return catch.make_catch(seed=seed)
   return atari.make_atari(
-      env.game, seed=seed, frame_skip=env.frame_skip,
+      games(config)[task_id], seed=seed, frame_skip=env.frame_skip,
       sticky_action_prob=env.sticky_action_prob, noop_max=env.noop_max,
       max_episode_frames=env.max_episode_frames,
       full_action_space=env.full_action_space)
@@ -53,17 +71,23 @@ def environment_facts(config: ml_collections.ConfigDict) -> Dict[str, Any]:
         observation_spec=tf.TensorSpec(spec.shape, tf.as_dtype(spec.dtype),
                                        'observation'),
         num_actions=int(env.action_spec().num_values),
-        games=[env.game], action_set=env.action_set_name,
+        games=games(config) if config.env.name == 'atari' else [env.game],
+        action_set=env.action_set_name,
         action_meanings=list(env.action_meanings))
   finally:
     env.close()
 
 
 def make_network_fn(config: ml_collections.ConfigDict, num_actions: int):
-  """A no-argument factory of the config's ImpalaNetwork (for strategy scopes)."""
+  """A no-argument factory of the config's ImpalaNetwork (for strategy scopes).
+
+  One value output per game (task); PopArt normalises them when
+  config.learner.popart.
+  """
   return functools.partial(
-      networks.ImpalaNetwork, num_actions, num_tasks=1,
-      torso=config.network.torso, lstm_size=config.network.lstm_size)
+      networks.ImpalaNetwork, num_actions, num_tasks=len(games(config)),
+      torso=config.network.torso, lstm_size=config.network.lstm_size,
+      task_one_hot_input=config.network.task_one_hot_input)
 
 
 def make_network(config, facts) -> networks.ImpalaNetwork:
@@ -106,10 +130,11 @@ def make_server(config, facts, port=None,
 
 
 def make_loss_fn(config):
-  """impala_loss with the config's IMPALA hyper-parameters (SPEC §4)."""
+  """impala_loss (or popart_impala_loss) with the config's hyper-parameters."""
   lc = config.learner
   return functools.partial(
-      losses.impala_loss, discount=lc.discount, baseline_cost=lc.baseline_cost,
+      losses.popart_impala_loss if lc.popart else losses.impala_loss,
+      discount=lc.discount, baseline_cost=lc.baseline_cost,
       entropy_cost=lc.entropy_cost,
       reward_clip=lc.reward_clip if lc.reward_clip > 0 else None,
       clip_rho_threshold=lc.clip_rho_threshold,
@@ -145,7 +170,9 @@ def make_learner(config, facts, strategy, server_address, checkpoint_dir):
       rmsprop_decay=lc.rmsprop_decay, rmsprop_momentum=lc.rmsprop_momentum,
       rmsprop_epsilon=lc.rmsprop_epsilon, max_grad_norm=lc.max_grad_norm,
       agent_steps_per_step=agent_steps_per_learner_step(config),
-      frame_skip=config.env.frame_skip, checkpoint_dir=checkpoint_dir)
+      frame_skip=config.env.frame_skip, checkpoint_dir=checkpoint_dir,
+      popart_step_size=lc.popart_step_size if lc.popart else None,
+      popart_scale_lb=lc.popart_scale_lb, popart_scale_ub=lc.popart_scale_ub)
 
 
 def make_actor(config, facts, server_address: str, actor_id: int):
@@ -155,7 +182,9 @@ def make_actor(config, facts, server_address: str, actor_id: int):
   # Independent 31-bit seeds per (run seed, actor, env); the last seeds actions.
   seeds = [int(x) & 0x7FFFFFFF for x in np.random.SeedSequence(
       [config.seed, actor_id]).generate_state(n + 1)]
-  envs = [make_environment(config, seed=seeds[i]) for i in range(n)]
+  task_ids = [task_of_environment(config, actor_id, i) for i in range(n)]
+  envs = [make_environment(config, seed=seeds[i], task_id=task_ids[i])
+          for i in range(n)]
   network = make_network(config, facts)
   goal_env = goal_builder.is_goal_env(config)
   writers = goal_builder.make_writers(config, facts, client, n) if goal_env else [
@@ -166,7 +195,8 @@ def make_actor(config, facts, server_address: str, actor_id: int):
       envs=envs, network=network, writers=writers,
       variable_subscriber=variables.VariableSubscriber(
           client, network.trainable_variables),
-      episode_reporter=episodes.EpisodeReporter(client), actor_id=actor_id,
+      episode_reporter=episodes.EpisodeReporter(client), task_ids=task_ids,
+      actor_id=actor_id,
       update_period=config.actor_update_period,
       frame_skip=config.env.frame_skip, seed=seeds[n],
       observation_key='observation' if goal_env else None)
@@ -176,7 +206,7 @@ def export_metadata(config, facts, learner) -> Dict[str, Any]:
   """SavedModel metadata: games, action set, frames (raw) and agent steps trained."""
   return dict(games=facts['games'], action_set=facts['action_set'],
               action_meanings=facts['action_meanings'],
-              num_actions=facts['num_actions'], num_tasks=1,
+              num_actions=facts['num_actions'], num_tasks=len(facts['games']),
               frames_trained=learner.frames,
               agent_steps_trained=learner.agent_steps,
               frame_skip=config.env.frame_skip)

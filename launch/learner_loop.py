@@ -88,7 +88,8 @@ def export_policy(config, facts, learner, logdir) -> str:
   path = os.path.join(logdir, 'policy')
   spec = facts['observation_spec']
   export.export_policy(network, path, observation_spec=spec,
-                       metadata=builder.export_metadata(config, facts, learner))
+                       metadata=builder.export_metadata(config, facts, learner),
+                       popart_state=learner.popart_statistics())
   logging.info('Exported policy to %s (%d frames).', path, learner.frames)
   return path
 
@@ -150,8 +151,9 @@ def run(config, *, facts, strategy: tf.distribute.Strategy, logdir: str,
           supervisor.poll(stopping=stop.is_set())
         if time.time() - last_progress >= config.logging.progress_every_secs:
           last_progress = time.time()
-          _report(client, learner, thread, episode_log, progress, supervisor)
-      _report(client, learner, thread, episode_log, progress, supervisor)
+          _report(client, learner, thread, episode_log, progress, supervisor,
+                  facts)
+      _report(client, learner, thread, episode_log, progress, supervisor, facts)
   except KeyboardInterrupt:
     stop.set()
   finally:
@@ -177,7 +179,8 @@ def run(config, *, facts, strategy: tf.distribute.Strategy, logdir: str,
     png = _attempt('plotting the learning curve', lambda: (
         monitoring.plot_learning_curve(
             episode_log.path, os.path.join(logdir, 'learning_curve.png'),
-            title=f"{', '.join(facts['games'])}: IMPALA")))
+            title=f"{', '.join(facts['games'])}: IMPALA"
+                  + (' + PopArt' if config.learner.popart else ''))))
     if png:
       logging.info('Learning curve: %s (episodes: %s)', png, episode_log.path)
   if thread.error is not None:
@@ -203,7 +206,7 @@ def _safe(fn):
     return f'(unavailable: {e})'
 
 
-def _report(client, learner, thread, episode_log, progress, supervisor):
+def _report(client, learner, thread, episode_log, progress, supervisor, facts):
   frames = learner.frames
   try:
     records = episodes.drain_episodes(client, timeout_secs=5)
@@ -212,8 +215,15 @@ def _report(client, learner, thread, episode_log, progress, supervisor):
     records = []
   episode_log.add(records, frames)
   monitoring.write_metrics(thread.metrics, frames)
+  statistics = learner.popart_statistics()
+  if statistics is not None:
+    monitoring.write_popart(statistics, facts['games'], frames)
   extra = (f' | actors {supervisor.alive()}/{supervisor.num_actors}'
            if supervisor is not None else '')
   logging.info(progress.line(frames, learner.learner_steps,
                              episode_log.mean_recent_return(),
                              len(episode_log.recent_returns), extra))
+  if len(facts['games']) > 1:
+    logging.info('per game (last %d episodes each): %s',
+                 episode_log.recent_by_task[0].maxlen,
+                 episode_log.per_game_line())

@@ -3,8 +3,11 @@
 Files under the logdir:
   episodes.csv      one row per finished actor episode (appended across resumes)
   tensorboard/      tf.summary scalars (losses, entropy, learning rate, frames/s,
-                    episode return and length), step = learner frames
-  learning_curve.png  episode return vs learner frames, written at the end
+                    episode return and length; per game: episode/<game>/return
+                    and /hns, popart/<game>/mu and /sigma; episode/mean_hns and
+                    episode/median_hns over games), step = learner frames
+  learning_curve.png  episode return vs learner frames (a panel per game),
+                    written at the end
 Units: `frames` are raw environment frames (agent steps × frame_skip).
 """
 
@@ -13,11 +16,13 @@ import csv
 import os
 import threading
 import time
-from typing import Callable, Dict, Optional, Sequence
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 from absl import logging
 import numpy as np
 import tensorflow as tf
+
+from envs import scores
 
 CSV_FIELDS = ('wall_time', 'learner_frames', 'actor_id', 'task_id', 'game',
               'episode_return', 'episode_length', 'episode_frames')
@@ -46,6 +51,9 @@ class EpisodeLog:
       self._file.flush()
     self._games = list(games)
     self.recent_returns = collections.deque(maxlen=window)
+    # Per task: the last `window` returns of that game.
+    self.recent_by_task = {i: collections.deque(maxlen=window)
+                           for i in range(len(self._games))}
     self.total_episodes = 0
 
   @property
@@ -69,9 +77,57 @@ class EpisodeLog:
       tf.summary.scalar('episode/return', row['episode_return'], learner_frames)
       tf.summary.scalar('episode/length_agent_steps', row['episode_length'],
                         learner_frames)
+      if task in self.recent_by_task:
+        self.recent_by_task[task].append(row['episode_return'])
+        game = self._games[task]
+        tf.summary.scalar(f'episode/{game}/return', row['episode_return'],
+                          learner_frames)
+        hns = _hns(game, row['episode_return'])
+        if hns is not None:
+          tf.summary.scalar(f'episode/{game}/hns', hns, learner_frames)
     self.total_episodes += len(records)
     if records:
       self._file.flush()
+      summary = self.hns_summary()
+      if summary is not None and len(self._games) > 1:
+        tf.summary.scalar('episode/mean_hns', summary[0], learner_frames)
+        tf.summary.scalar('episode/median_hns', summary[1], learner_frames)
+
+  def game_means(self) -> Dict[str, Tuple[float, Optional[float], int]]:
+    """Per game with episodes: (mean recent return, its HNS or None, count)."""
+    result = {}
+    for task, returns in self.recent_by_task.items():
+      if returns:
+        mean = float(np.mean(returns))
+        result[self._games[task]] = (mean, _hns(self._games[task], mean),
+                                     len(returns))
+    return result
+
+  def hns_summary(self) -> Optional[Tuple[float, float]]:
+    """(mean, median) over games of the HNS of each game's mean recent
+    return; None until every game has an episode (or for non-Atari games)."""
+    means = self.game_means()
+    values = [hns for _, hns, _ in means.values() if hns is not None]
+    if len(means) < len(self._games) or len(values) < len(self._games):
+      return None
+    return float(np.mean(values)), float(np.median(values))
+
+  def per_game_line(self) -> str:
+    """'pong -20.3 (HNS 0.02, 14 ep) | ... | mean HNS .., median HNS ..'."""
+    parts = []
+    means = self.game_means()
+    for game in self._games:
+      if game not in means:
+        parts.append(f'{game} n/a')
+        continue
+      mean, hns, count = means[game]
+      parts.append(f'{game} {mean:.1f} (' +
+                   (f'HNS {hns:.3f}, ' if hns is not None else '') +
+                   f'{count} ep)')
+    summary = self.hns_summary()
+    if summary is not None:
+      parts.append(f'mean HNS {summary[0]:.3f}, median HNS {summary[1]:.3f}')
+    return ' | '.join(parts)
 
   def mean_recent_return(self) -> float:
     """Mean return of the last `window` episodes (nan before the first)."""
@@ -79,6 +135,21 @@ class EpisodeLog:
 
   def close(self) -> None:
     self._file.close()
+
+
+def _hns(game: str, score: float) -> Optional[float]:
+  """Human-normalised score of an Atari-57 game, None for other games."""
+  try:
+    return scores.human_normalized_score(game, score)
+  except ValueError:
+    return None
+
+
+def write_popart(statistics, games: Sequence[str], frames: int) -> None:
+  """PopArt μ and σ of each game as 'popart/<game>/{mu,sigma}' at `frames`."""
+  for i, game in enumerate(games):
+    tf.summary.scalar(f'popart/{game}/mu', float(statistics.mu[i]), frames)
+    tf.summary.scalar(f'popart/{game}/sigma', float(statistics.sigma[i]), frames)
 
 
 class Progress:
@@ -133,32 +204,45 @@ def write_metrics(metrics: Dict[str, float], frames: int) -> None:
 
 def plot_learning_curve(csv_path: str, png_path: str,
                         title: str = '', window: int = 50) -> Optional[str]:
-  """Episode returns vs learner frames (raw and moving average) as a PNG."""
+  """Episode returns vs learner frames (raw and moving average) as a PNG.
+
+  One panel per game of the CSV's `game` column (one panel for one game).
+  """
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use('Agg')
   from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
-  frames, returns = [], []
+  series = collections.OrderedDict()  # game -> ([frames], [returns])
   with open(csv_path, newline='') as f:
     for row in csv.DictReader(f):
       try:  # skip a row torn by a killed process
         frame, value = int(row['learner_frames']), float(row['episode_return'])
       except (TypeError, ValueError):
         continue
+      frames, returns = series.setdefault(row.get('game') or '', ([], []))
       frames.append(frame)
       returns.append(value)
-  if not returns:
+  if not series:
     logging.info('No episodes in %s yet: no learning curve written.', csv_path)
     return None
-  fig, ax = plt.subplots(figsize=(8, 4.5))
-  ax.plot(frames, returns, '.', alpha=0.25, label='episode return')
-  k = min(window, len(returns))
-  smooth = np.convolve(returns, np.ones(k) / k, mode='valid')
-  ax.plot(frames[k - 1:], smooth, '-', label=f'mean of {k} episodes')
-  ax.set_xlabel('learner frames (raw frames)')
-  ax.set_ylabel('episode return')
-  ax.set_title(title)
-  ax.grid(alpha=0.3)
-  ax.legend()
+  cols = min(3, len(series))
+  rows = -(-len(series) // cols)
+  fig, axes = plt.subplots(rows, cols, figsize=(8 if cols == 1 else 5 * cols,
+                                                4.5 if rows == 1 else 3.5 * rows),
+                           squeeze=False)
+  for ax, (game, (frames, returns)) in zip(axes.flat, series.items()):
+    ax.plot(frames, returns, '.', alpha=0.25, label='episode return')
+    k = min(window, len(returns))
+    smooth = np.convolve(returns, np.ones(k) / k, mode='valid')
+    ax.plot(frames[k - 1:], smooth, '-', label=f'mean of {k} episodes')
+    ax.set_xlabel('learner frames (raw frames)')
+    ax.set_ylabel('episode return')
+    ax.set_title(game if len(series) > 1 else title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize='small')
+  for ax in list(axes.flat)[len(series):]:
+    ax.axis('off')
+  if len(series) > 1:
+    fig.suptitle(title)
   fig.tight_layout()
   fig.savefig(png_path, dpi=100)
   plt.close(fig)

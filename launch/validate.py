@@ -62,10 +62,22 @@ def validate_config(config: ml_collections.ConfigDict, *,
   if config.env.name not in ENV_NAMES:
     _fail('env.name', f'one of {ENV_NAMES}', config.env.name)
   if config.env.name == 'atari':
-    try:
-      atari.validate_game(config.env.game)
-    except ValueError as e:
-      raise ValueError(f'config.env.game: {e}') from None
+    if not isinstance(config.env.game, str) or not config.env.game.strip():
+      _fail('env.game', 'an Atari-57 game or a comma-separated list of them',
+            config.env.game)
+    game_list = [g.strip() for g in config.env.game.split(',')]
+    for game in game_list:
+      try:
+        atari.validate_game(game)
+      except ValueError as e:
+        raise ValueError(f'config.env.game: {e}') from None
+    if len(set(game_list)) != len(game_list):
+      _fail('env.game', 'a list of distinct games (task i = i-th game)',
+            config.env.game)
+    if len(game_list) > 1 and config.env.full_action_space is not True:
+      _fail('env.full_action_space',
+            'True when several games share one policy head',
+            config.env.full_action_space)
     _number(config, 'env.sticky_action_prob', 0.0, 1.0, 'in [0, 1]')
     _positive_int(config, 'env.max_episode_frames')
     noop_max = config.env.noop_max
@@ -83,6 +95,11 @@ def validate_config(config: ml_collections.ConfigDict, *,
                 'batch_size', 'total_frames', 'replay.queue_capacity',
                 'replay.max_in_flight_items', 'logging.recent_episodes'):
     _positive_int(config, field)
+  num_games = len(config.env.game.split(',')) if config.env.name == 'atari' else 1
+  if num_games > config.num_actors * config.num_envs_per_actor:
+    _fail('num_actors',
+          f'such that num_actors × num_envs_per_actor >= the {num_games} games '
+          '(each environment plays one game)', config.num_actors)
   if config.batch_size % num_replicas:
     _fail('batch_size', f'divisible by the number of replicas ({num_replicas})',
           config.batch_size)
@@ -104,6 +121,15 @@ def validate_config(config: ml_collections.ConfigDict, *,
   for field in ('clip_rho_threshold', 'clip_pg_rho_threshold', 'clip_c_threshold'):
     _number(config, learner + field, 0.0, float('inf'), '> 0', low_open=True)
   _number(config, learner + 'lambda_', 0.0, 1.0, 'in [0, 1]')
+  for field in ('learner.popart', 'network.task_one_hot_input'):
+    if not isinstance(_get(config, field), bool):
+      _fail(field, 'True or False', _get(config, field))
+  _number(config, learner + 'popart_step_size', 0.0, 1.0, 'in (0, 1]',
+          low_open=True)
+  _number(config, learner + 'popart_scale_lb', 0.0, float('inf'), '> 0',
+          low_open=True)
+  _number(config, learner + 'popart_scale_ub', config.learner.popart_scale_lb,
+          float('inf'), '>= learner.popart_scale_lb')
   _number(config, learner + 'publish_every_secs', 0.0, float('inf'),
           '>= 0 seconds (0 = every learner step)')
   for field in ('progress_every_secs', 'checkpoint_every_secs', 'stall_warning_secs'):
@@ -143,6 +169,9 @@ def _validate_goal_and_replay(config, num_replicas):
   if not goal_env:
     _fail('replay.replay_proportion', '0 unless env.name is one of '
           f'{goal_builder.GOAL_ENV_NAMES} (replay holds HER items)', proportion)
+  if config.learner.popart:
+    _fail('learner.popart', 'False when replay.replay_proportion > 0 (PopArt '
+          'statistics would count the padded steps of replay items)', True)
   replay = int(round(proportion * config.batch_size))
   if not 0 < replay < config.batch_size:
     _fail('replay.replay_proportion', 'such that round(replay_proportion * '

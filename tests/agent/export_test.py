@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from agent import export
 from agent import networks
+from agent import popart
 from tests import strategies
 
 ATARI = ((84, 84, 4), tf.uint8)
@@ -81,6 +82,35 @@ class ExportTest(tf.test.TestCase, parameterized.TestCase):
       self.assertAllInRange(out['action'], 0, num_actions - 1)
       self.assertEqual(out['value'].shape, [batch_size])
       state = out['state']
+
+  def test_popart_value_is_unnormalised_per_task(self):
+    network = _network(num_tasks=2)
+    state = popart.PopArtState(
+        mu=tf.Variable([1.5, -2000.0]), sigma=tf.Variable([2.0, 500.0]),
+        nu=tf.Variable([6.25, 4.25e6]))
+    path = os.path.join(self.get_temp_dir(), 'popart')
+    export.export_policy(network, path, observation_spec=CATCH,
+                         metadata=_metadata(network), popart_state=state)
+    state.mu.assign([0.0, 0.0])  # the export holds a snapshot
+    policy = tf.saved_model.load(path)
+    self.assertAllEqual(policy.popart_mu, [1.5, -2000.0])
+    self.assertTrue(json.loads(policy.metadata_json.numpy())['popart'])
+    inputs = _inputs(np.random.default_rng(1), 4, CATCH, 3, 2)
+    inputs['task_id'] = np.array([0, 1, 0, 1], np.int32)
+    out = policy.step(**inputs, state=policy.initial_state(4))
+    live, _ = network.step(**inputs, core_state=network.initial_state(4))
+    n = live.values.numpy()[np.arange(4), inputs['task_id']]
+    want = np.array([2.0, 500.0, 2.0, 500.0]) * n + np.array(
+        [1.5, -2000.0, 1.5, -2000.0])
+    self.assertAllClose(out['value'], want, rtol=1e-5)
+    serving = policy.signatures['serving_default']
+    h, c = policy.initial_state(4)
+    served = serving(**inputs, state_h=h, state_c=c)
+    self.assertAllClose(served['value'], want, rtol=1e-5)
+    with self.assertRaisesRegex(ValueError, 'num_tasks'):
+      export.export_policy(network, path + '2', observation_spec=CATCH,
+                           metadata=_metadata(network),
+                           popart_state=popart.init_state(3))
 
   def test_serving_signatures(self):
     network = _network()

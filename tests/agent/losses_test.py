@@ -6,6 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from agent import losses
+from agent import popart
 from agent import types
 from tests import reference
 
@@ -214,6 +215,93 @@ class ImpalaLossTest(tf.test.TestCase, parameterized.TestCase):
     with self.assertRaisesRegex(ValueError, 'rank'):
       losses.impala_loss(outputs, unroll)
 
+
+
+def _state(mu, sigma):
+  mu, sigma = np.asarray(mu, np.float64), np.asarray(sigma, np.float64)
+  return popart.PopArtState(tf.constant(mu), tf.constant(sigma),
+                            tf.constant(sigma**2 + mu**2))
+
+
+class PopArtLossTest(tf.test.TestCase, parameterized.TestCase):
+
+  def _popart(self, outputs, unroll, state, **config):
+    return losses.popart_impala_loss(
+        tf.nest.map_structure(tf.constant, outputs),
+        tf.nest.map_structure(tf.constant, unroll), state, **config)
+
+  def test_identity_statistics_equal_unclipped_impala(self):
+    outputs, unroll = _random_batch(5)
+    loss, metrics, vs = self._popart(outputs, unroll, _state([0.] * 3, [1.] * 3))
+    expected = _reference(outputs, unroll, reward_clip=None)
+    self.assertAllClose(loss, expected['loss'], rtol=1e-10, atol=1e-10)
+    for key in METRIC_KEYS:
+      self.assertAllClose(metrics[key], expected[key], rtol=1e-10, atol=1e-10,
+                          msg=key)
+    self.assertEqual(vs.shape, unroll.reward[1:].shape)
+
+  @parameterized.parameters('eager', 'function')
+  def test_scale_invariance(self, variant):
+    # Rewards × c with μ, σ × c and the same normalised outputs: the same
+    # policy, baseline and entropy losses; unnormalised targets × c.
+    outputs, unroll = _random_batch(6)
+    mu, sigma = np.array([0.5, -1.0, 2.0]), np.array([1.5, 0.7, 3.0])
+    loss_fn = losses.popart_impala_loss
+    if variant == 'function':
+      loss_fn = tf.function(loss_fn)
+    fn = lambda o, u, state: loss_fn(tf.nest.map_structure(tf.constant, o),
+                                     tf.nest.map_structure(tf.constant, u),
+                                     state)
+    loss_1, metrics_1, vs_1 = fn(outputs, unroll, _state(mu, sigma))
+    scaled = unroll._replace(reward=unroll.reward * 1000.0)
+    loss_2, metrics_2, vs_2 = fn(outputs, scaled,
+                                 _state(1000.0 * mu, 1000.0 * sigma))
+    self.assertAllClose(loss_1, loss_2, rtol=1e-9)
+    for key in ('policy_loss', 'baseline_loss', 'entropy_loss'):
+      self.assertAllClose(metrics_1[key], metrics_2[key], rtol=1e-9, msg=key)
+    self.assertAllClose(vs_2, 1000.0 * vs_1.numpy(), rtol=1e-9)
+
+  def test_matches_reference_on_unnormalised_values(self):
+    # V-trace targets/advantages are those of the reference on σ n + μ; the
+    # value loss is in normalised space and the policy loss is divided by σ.
+    outputs, unroll = _random_batch(7)
+    mu, sigma = np.array([0.5, -1.0, 2.0]), np.array([1.5, 0.7, 3.0])
+    unnormalised = outputs._replace(values=outputs.values * sigma + mu)
+    expected = _reference(unnormalised, unroll, reward_clip=None)
+    _, metrics, vs = self._popart(outputs, unroll, _state(mu, sigma))
+    self.assertAllClose(metrics['mean_vs'], expected['mean_vs'], rtol=1e-10)
+    self.assertAllClose(metrics['entropy_loss'], expected['entropy_loss'],
+                        rtol=1e-10)
+    task = unroll.task_id[:-1]
+    n = np.take_along_axis(outputs.values[:-1], task[..., None], 2)[..., 0]
+    want_baseline = 0.5 * 0.5 * np.sum(
+        np.square((vs.numpy() - mu[task]) / sigma[task] - n))
+    self.assertAllClose(metrics['baseline_loss'], want_baseline, rtol=1e-10)
+
+  def test_value_gradient_is_the_normalised_error(self):
+    outputs, unroll = _random_batch(8)
+    mu, sigma = np.array([0.5, -1.0, 2.0]), np.array([1.5, 0.7, 3.0])
+    values = tf.constant(outputs.values)
+    with tf.GradientTape() as tape:
+      tape.watch(values)
+      loss, _, vs = losses.popart_impala_loss(
+          types.AgentOutput(tf.constant(outputs.policy_logits), values),
+          tf.nest.map_structure(tf.constant, unroll), _state(mu, sigma),
+          entropy_cost=0.0)
+    grad = tape.gradient(loss, values).numpy()  # [T+1, B, K]
+    task = unroll.task_id[:-1]
+    n = np.take_along_axis(outputs.values[:-1], task[..., None], 2)[..., 0]
+    want = -0.5 * ((vs.numpy() - mu[task]) / sigma[task] - n)  # SPEC §5
+    got = np.take_along_axis(grad[:-1], task[..., None], 2)[..., 0]
+    self.assertAllClose(got, want, rtol=1e-10, atol=1e-12)
+    self.assertAllEqual(grad[-1], np.zeros_like(grad[-1]))
+
+  def test_bad_state_raises(self):
+    outputs, unroll = _random_batch(9)
+    with self.assertRaisesRegex(ValueError, 'PopArtState'):
+      self._popart(outputs, unroll, (0.0, 1.0, 1.0))
+    with self.assertRaisesRegex(ValueError, r'popart_state.mu'):
+      self._popart(outputs, unroll, _state([0.] * 2, [1.] * 2))
 
 if __name__ == '__main__':
   absltest.main()

@@ -227,6 +227,18 @@ class AtariPreprocessingTest(parameterized.TestCase):
       env.reset()
       env.step(num_actions)
 
+  def test_full_action_set_has_18_actions_in_every_game(self):
+    # Skiing's legal set in ale-py 0.12 has 9 actions; a multi-task policy
+    # head needs the same 18 everywhere (envs/atari.py).
+    for game in ('skiing', 'pong', 'montezuma_revenge'):
+      env = atari.make_atari(game, full_action_space=True)
+      self.assertEqual(env.action_meanings, list(ale_py.Action.__members__),
+                       game)
+      env.reset()
+      for action in range(18):  # ALE accepts every one of them
+        env.step(action)
+      env.close()
+
   def _rollout(self, seed, actions, **kwargs):
     env = atari.make_atari('pong', seed=seed, **kwargs)
     steps = [env.reset()] + [env.step(a) for a in actions]

@@ -89,3 +89,23 @@ def test_missing_policy_is_a_clear_error(tmp_path):
   result = _evaluate(f'--policy={tmp_path / "nothing"}', '--episodes=1')
   assert result.returncode != 0
   assert 'is not a SavedModel directory' in result.stderr
+
+
+def test_games_flag_on_catch_has_no_hns_and_no_chart(tmp_path):
+  policy = _export_catch_policy(tmp_path / 'policy')
+  result = _evaluate(f'--policy={policy}', '--games=catch', '--episodes=2')
+  assert result.returncode == 0, result.stderr
+  report = json.loads((tmp_path / 'eval_catch.json').read_text())
+  assert report['games'] == ['catch']
+  (catch,) = report['results']
+  assert (catch['game'], catch['task_id'], catch['episodes']) == ('catch', 0, 2)
+  assert catch['agent_steps'] == [9, 9]
+  assert catch['human_normalized_score'] is None
+  assert report['mean_human_normalized_score'] is None
+  assert report['median_human_normalized_score'] is None
+  assert not list(tmp_path.glob('*.png'))
+  (row,) = [l.split() for l in result.stdout.splitlines()
+            if l.startswith('catch ') and 'episode' not in l]
+  assert row == ['catch', '0', '2', f'{catch["mean_return"]:.1f}', '±',
+                 f'{catch["std_return"]:.1f}', '9.0', 'n/a']
+  assert 'HNS not defined for these games (Catch).' in result.stdout

@@ -75,6 +75,8 @@ class GoalConfigTest(parameterized.TestCase):
        "config.network.torso must be 'mlp' for bit_flipping"),
       ('frame_skip', 'env.frame_skip', 4,
        'config.env.frame_skip must be 1 for goal-conditioned envs; got 4'),
+      ('popart_with_replay', 'learner.popart', True,
+       'config.learner.popart must be False when replay.replay_proportion > 0'),
   )
   def test_bad_values_are_named(self, field, value, message):
     config = her_bitflip.get_config()

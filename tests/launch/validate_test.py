@@ -4,7 +4,9 @@ from absl.testing import absltest
 from absl.testing import parameterized
 
 from configs import atari
+from configs import atari_multitask
 from configs import smoke
+from launch import builder
 from launch import validate
 
 
@@ -25,6 +27,41 @@ class ValidateTest(parameterized.TestCase):
     validate.validate_config(atari.get_config())
     validate.validate_config(atari.get_config('breakout'))
     validate.validate_config(smoke.get_config())
+    validate.validate_config(atari_multitask.get_config())
+    validate.validate_config(atari_multitask.get_config('pong,breakout'))
+    config = atari_multitask.get_config('atari57')
+    validate.validate_config(config)
+    self.assertLen(builder.games(config), 57)
+    self.assertGreaterEqual(config.num_actors * config.num_envs_per_actor, 57)
+
+  def test_multitask_defaults(self):
+    config = atari_multitask.get_config()
+    self.assertEqual(builder.games(config), list(atari_multitask.DEFAULT_GAMES))
+    self.assertTrue(config.learner.popart)
+    self.assertEqual(config.learner.reward_clip, 0.0)
+    self.assertTrue(config.env.full_action_space)
+    # Round robin over all actors' environments: every game is played.
+    tasks = [builder.task_of_environment(config, j, k)
+             for j in range(config.num_actors)
+             for k in range(config.num_envs_per_actor)]
+    self.assertEqual(tasks[:6], [0, 1, 2, 3, 4, 0])
+    self.assertEqual(sorted(set(tasks)), [0, 1, 2, 3, 4])
+    self.assertLessEqual(max(tasks.count(i) for i in range(5)) -
+                         min(tasks.count(i) for i in range(5)), 1)
+
+  @parameterized.named_parameters(
+      ('unknown', 'env.game', 'pong,pongg', "config.env.game: Unknown Atari game 'pongg'"),
+      ('duplicate', 'env.game', 'pong,breakout,pong', 'config.env.game must be a list of distinct games'),
+      ('action_set', 'env.full_action_space', False, 'config.env.full_action_space must be True when several games share one policy head'),
+      ('popart_beta', 'learner.popart_step_size', 0.0, 'config.learner.popart_step_size must be in (0, 1]; got 0.0'),
+      ('popart_lb', 'learner.popart_scale_lb', -1.0, 'config.learner.popart_scale_lb must be > 0; got -1.0'),
+      ('popart_ub', 'learner.popart_scale_ub', 1e-5, 'config.learner.popart_scale_ub must be >= learner.popart_scale_lb; got 1e-05'),
+      ('few_envs', 'num_envs_per_actor', 2, 'config.num_actors must be such that num_actors × num_envs_per_actor >= the 5 games'),
+  )
+  def test_bad_multitask_value_is_named(self, field, value, message):
+    with self.assertRaises(ValueError) as raised:
+      validate.validate_config(_with(atari_multitask.get_config(), field, value))
+    self.assertIn(message, str(raised.exception))
 
   @parameterized.named_parameters(
       ('batch_size', 'batch_size', 0, 'config.batch_size must be a positive integer; got 0'),
