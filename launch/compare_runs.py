@@ -9,7 +9,7 @@ return vs learner frames, one line per run) plus one panel of mean HNS.
 
   python -m launch.compare_runs \
       --runs=logs/mt_popart,logs/mt_no_popart --labels="PopArt,no PopArt" \
-      --output=logs/popart_vs_no_popart.png
+      --png=logs/popart_vs_no_popart.png
 
 Units: learner frames are raw Atari frames consumed by the learner (agent
 steps × frame skip), the x axis of every panel.
@@ -30,9 +30,11 @@ from envs import scores
 _RUNS = flags.DEFINE_list('runs', None, 'Run directories (LOGDIRs) to compare.')
 _LABELS = flags.DEFINE_list('labels', None,
                             'One label per run (default: directory names).')
-_OUTPUT = flags.DEFINE_string('output', None, 'PNG path (a JSON is written '
-                              'beside it); default: compare_runs.png in the '
-                              'first run directory.')
+# Not --output: launch.evaluate defines that flag, and both modules may be
+# imported by one process (the test suite).
+_PNG = flags.DEFINE_string('png', None, 'PNG path (a JSON is written beside '
+                           'it); default: compare_runs.png in the first run '
+                           'directory.')
 _MAX_FRAMES = flags.DEFINE_integer(
     'max_frames', None, 'Compare up to these learner frames (default: the '
     'frames every run reached).', lower_bound=1)
@@ -214,7 +216,7 @@ def main(argv):
   print(f'At {max_frames:,} learner frames (raw), last {_LAST.value} episodes '
         'per game:')
   print('\n'.join(table(summaries, labels)))
-  output = _OUTPUT.value or os.path.join(dirs[0], 'compare_runs.png')
+  output = _PNG.value or os.path.join(dirs[0], 'compare_runs.png')
   plot(runs, labels, max_frames, output, _WINDOW.value)
   with open(os.path.splitext(output)[0] + '.json', 'w') as f:
     json.dump(dict(max_frames=max_frames, runs=dirs, labels=labels,

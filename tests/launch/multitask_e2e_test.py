@@ -20,7 +20,9 @@ from tests.launch.train_e2e_test import Run
 SMALL = ('--config.network.torso=shallow', '--config.network.lstm_size=64',
          '--config.num_actors=1', '--config.num_envs_per_actor=4',
          '--config.batch_size=4', '--config.replay.queue_capacity=8',
-         '--config.learner.popart_step_size=0.01')
+         '--config.learner.popart_step_size=0.01',
+         # Short episodes (500 agent steps) so both games finish some.
+         '--config.env.max_episode_frames=2000')
 CONFIG = 'configs/atari_multitask.py:pong,breakout'
 
 
