@@ -31,7 +31,8 @@ def validate_and_describe(config: ml_collections.ConfigDict,
 # Fields that shape the checkpoint or the meaning of its counters: a resumed
 # run must keep them.
 RESUME_FIXED_FIELDS = ('env.name', 'env.game', 'env.full_action_space',
-                       'env.frame_skip', 'network.torso', 'network.lstm_size')
+                       'env.frame_skip', 'network.torso', 'network.lstm_size',
+                       'network.task_one_hot_input', 'learner.popart')
 
 
 def _field(config_dict, field):

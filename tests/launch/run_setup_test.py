@@ -51,6 +51,10 @@ class RunSetupTest(absltest.TestCase):
     with self.assertRaisesRegex(ValueError, 'config.network.torso'):
       run_setup.check_logdir(logdir, _with(atari.get_config(),
                                            network__torso='shallow'))
+    # PopArt statistics are part of the checkpoint: on/off cannot change.
+    with self.assertRaisesRegex(ValueError, 'config.learner.popart=False'):
+      run_setup.check_logdir(logdir, _with(atari.get_config(),
+                                           learner__popart=True))
     self.assertEqual(sorted(os.listdir(logdir)), before)
 
   def test_resume_with_allowed_change_records_it_separately(self):
