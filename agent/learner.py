@@ -241,6 +241,11 @@ class Learner:
     return loss, dict(metrics), gradients, vs
 
   def _replica_step(self, unroll: types.Unroll):
+    if self._popart is not None and hasattr(unroll, 'mask'):
+      # Padded steps' targets would enter the statistics (SPEC §5 counts
+      # real targets only).
+      raise ValueError('PopArt does not support masked unrolls (HER replay '
+                       'items); turn one of them off.')
     loss, metrics, gradients, vs = self._replica_loss_and_gradients(unroll)
     gradients, norm = tf.clip_by_global_norm(gradients, self._max_grad_norm)
     # Never apply (and then publish, checkpoint, export) non-finite weights:

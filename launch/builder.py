@@ -153,13 +153,13 @@ def agent_steps_per_learner_step(config) -> int:
 
 def make_learner(config, facts, strategy, server_address, checkpoint_dir):
   """The learner reading batches from the queue at `server_address`."""
-  def dataset_fn(context: tf.distribute.InputContext):
+  def queue_dataset_fn(context: tf.distribute.InputContext):
     return datasets.make_dataset(
         server_address,
         batch_size=context.get_per_replica_batch_size(config.batch_size))
 
-  if goal_builder.replay_batch_size(config):
-    dataset_fn = goal_builder.make_dataset_fn(config, server_address)
+  dataset_fn = (goal_builder.make_dataset_fn(config, server_address)
+                if goal_builder.replay_batch_size(config) else queue_dataset_fn)
   lc = config.learner
   return learner_lib.Learner(
       make_network=make_network_fn(config, facts['num_actions']),

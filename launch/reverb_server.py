@@ -40,6 +40,11 @@ def main(argv):
     facts = run_setup.validate_and_describe(config, tf.distribute.get_strategy())
   except ValueError as e:
     sys.exit(f'error: {e}')
+  if config.replay.replay_proportion > 0 and not _CHECKPOINT_DIR.value:
+    sys.exit('error: --checkpoint_dir is required with HER replay '
+             '(config.replay.replay_proportion > 0): without it the learner '
+             "checkpoints the tables into a temporary directory that a "
+             'restarted server never reads.')
   server = builder.make_server(config, facts, port=_PORT.value,
                                checkpoint_dir=_CHECKPOINT_DIR.value)
   logging.info('Reverb server listening on port %d.', server.port)

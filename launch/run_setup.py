@@ -33,6 +33,11 @@ def validate_and_describe(config: ml_collections.ConfigDict,
 RESUME_FIXED_FIELDS = ('env.name', 'env.game', 'env.full_action_space',
                        'env.frame_skip', 'network.torso', 'network.lstm_size',
                        'network.task_one_hot_input', 'learner.popart')
+# Runs with HER replay also restore their Reverb tables (signatures, sizes)
+# from LOGDIR/reverb, so the fields that shape those tables are fixed too.
+REPLAY_RESUME_FIXED_FIELDS = ('unroll_length', 'env.num_bits', 'env.size',
+                              'env.max_steps', 'replay.replay_size',
+                              'replay.queue_capacity')
 
 
 def _field(config_dict, field):
@@ -41,13 +46,22 @@ def _field(config_dict, field):
   return config_dict
 
 
+def _get_or_none(config_dict, field):
+  try:
+    return _field(config_dict, field)
+  except KeyError:
+    return None
+
+
 def check_logdir(logdir: str, config: ml_collections.ConfigDict) -> None:
   """Rejects a logdir this run cannot use, before anything is written.
 
   Raises:
     ValueError: the logdir is remote (episodes.csv and config.json are local
       files), or holds checkpoints of a run whose checkpoint-shaping fields
-      (RESUME_FIXED_FIELDS) differ from this config.
+      (RESUME_FIXED_FIELDS; with HER replay also REPLAY_RESUME_FIXED_FIELDS,
+      which shape the Reverb tables restored from LOGDIR/reverb) differ from
+      this config.
   """
   if '://' in logdir:
     raise ValueError(f'--logdir must be a local directory; got {logdir!r} '
@@ -59,7 +73,10 @@ def check_logdir(logdir: str, config: ml_collections.ConfigDict) -> None:
   with open(recorded) as f:
     old = json.load(f)
   new = json.loads(config.to_json())
-  for field in RESUME_FIXED_FIELDS:
+  fields = RESUME_FIXED_FIELDS
+  if _get_or_none(old, 'replay.replay_proportion'):
+    fields += REPLAY_RESUME_FIXED_FIELDS
+  for field in fields:
     try:
       before = _field(old, field)
     except KeyError:

@@ -126,6 +126,13 @@ def validate_config(config: ml_collections.ConfigDict, *,
       _fail(field, 'True or False', _get(config, field))
   _number(config, learner + 'popart_step_size', 0.0, 1.0, 'in (0, 1]',
           low_open=True)
+  # A batch applies the SUM of its targets' EMA steps (SPEC §5): β n <= 1
+  # for n up to B·T targets of one task, or the statistics overshoot.
+  steps = config.batch_size * config.unroll_length
+  if config.learner.popart and config.learner.popart_step_size * steps > 1.0:
+    _fail(learner + 'popart_step_size',
+          f'<= 1 / (batch_size × unroll_length) = {1.0 / steps:.3g} (a batch '
+          'sums one EMA step per target)', config.learner.popart_step_size)
   _number(config, learner + 'popart_scale_lb', 0.0, float('inf'), '> 0',
           low_open=True)
   _number(config, learner + 'popart_scale_ub', config.learner.popart_scale_lb,

@@ -139,6 +139,35 @@ class LearnerPopArtTest(tf.test.TestCase):
     self.assertAllLessEqual(np.abs(after - before) / scale, 1e-5)
     self.assertGreater(np.abs(before).max(), 0.0)
 
+  def test_pop_follows_the_gradient_step(self):
+    # From μ=0, σ=1 the PopArt loss IS unclipped IMPALA, so one PopArt step
+    # must leave σ′n′+μ′ equal to the values of a plain learner after the
+    # same gradient step. POP before the update (or on stale weights) fails.
+    unroll, probe = two_task_unroll(seed=7), two_task_unroll(seed=8)
+    popart_learner = make_learner(tf.distribute.get_strategy())
+    plain = make_learner(tf.distribute.get_strategy(), use_popart=False)
+    for target, value in zip(plain.network.trainable_variables,
+                             popart_learner.get_variables()):
+      target.assign(value)
+    before = unnormalized_values(plain, probe)
+    popart_learner.step_on(distribute(popart_learner.strategy, unroll))
+    plain.step_on(distribute(plain.strategy, unroll))
+    state = popart_learner.popart_statistics()
+    self.assertGreater(state.sigma[1], 10.0)  # POP had work to do
+    got = unnormalized_values(popart_learner, probe)
+    want = unnormalized_values(plain, probe)
+    scale = (np.abs(state.mu) + state.sigma)[probe.task_id]
+    self.assertAllLessEqual(np.abs(got - want) / scale, 1e-5)
+    # The step itself moved the values far more than that tolerance.
+    self.assertGreater(np.max(np.abs(want - before) / scale), 1e-3)
+
+  def test_masked_unrolls_are_rejected(self):
+    learner = make_learner(tf.distribute.get_strategy())
+    unroll = two_task_unroll(seed=9)
+    masked = types.MaskedUnroll(*unroll, mask=np.ones_like(unroll.first))
+    with self.assertRaisesRegex(ValueError, 'PopArt does not support masked'):
+      learner.step_on(masked)
+
   def test_popart_balances_the_tasks_gradients(self):
     """Rewards 1,000× apart: without PopArt the large task's gradient
     dominates (norm ratio ~ reward ratio); with PopArt both tasks' normalised

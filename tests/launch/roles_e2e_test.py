@@ -97,3 +97,14 @@ def test_separate_roles_train_and_watchdog_reports_dead_server(tmp_path):
     for p in (actor, learner, server):
       if p is not None:
         p.stop(signal.SIGKILL)
+
+
+@pytest.mark.e2e
+def test_reverb_server_with_her_replay_requires_a_checkpoint_dir():
+  proc = subprocess.run(
+      [sys.executable, '-m', 'launch.reverb_server',
+       '--config=configs/her_bitflip.py:8', f'--port={portpicker.pick_unused_port()}'],
+      cwd=ROOT, capture_output=True, text=True, timeout=120)
+  assert proc.returncode != 0
+  assert '--checkpoint_dir is required with HER replay' in proc.stderr, (
+      proc.stderr[-2000:])

@@ -6,6 +6,7 @@ import tempfile
 from absl.testing import absltest
 
 from configs import atari
+from configs import her_bitflip
 from configs import from_json
 from launch import run_setup
 
@@ -56,6 +57,26 @@ class RunSetupTest(absltest.TestCase):
       run_setup.check_logdir(logdir, _with(atari.get_config(),
                                            learner__popart=True))
     self.assertEqual(sorted(os.listdir(logdir)), before)
+
+  def test_her_run_also_fixes_its_reverb_table_fields(self):
+    # Reverb restores a HER run's tables (signature, sizes) from its own
+    # checkpoint: changing what shapes them must fail up front.
+    logdir = self._tempdir()
+    run_setup.prepare_logdir(logdir, her_bitflip.get_config('8'))
+    self._fake_checkpoint(logdir)
+    run_setup.check_logdir(logdir, _with(her_bitflip.get_config('8'),
+                                         learner__learning_rate=1e-4))
+    for field, value in (('unroll_length', 9), ('replay__replay_size', 10),
+                         ('env__max_steps', 9)):
+      with self.assertRaisesRegex(ValueError,
+                                  'config.' + field.replace('__', '.')):
+        run_setup.check_logdir(logdir, _with(her_bitflip.get_config('8'),
+                                             **{field: value}))
+    # An Atari run (no Reverb checkpoint) may change its unroll length.
+    logdir = self._tempdir()
+    run_setup.prepare_logdir(logdir, atari.get_config())
+    self._fake_checkpoint(logdir)
+    run_setup.check_logdir(logdir, _with(atari.get_config(), unroll_length=10))
 
   def test_resume_with_allowed_change_records_it_separately(self):
     logdir = self._tempdir()

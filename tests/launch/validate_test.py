@@ -54,6 +54,7 @@ class ValidateTest(parameterized.TestCase):
       ('duplicate', 'env.game', 'pong,breakout,pong', 'config.env.game must be a list of distinct games'),
       ('action_set', 'env.full_action_space', False, 'config.env.full_action_space must be True when several games share one policy head'),
       ('popart_beta', 'learner.popart_step_size', 0.0, 'config.learner.popart_step_size must be in (0, 1]; got 0.0'),
+      ('popart_beta_batch', 'learner.popart_step_size', 0.01, 'config.learner.popart_step_size must be <= 1 / (batch_size × unroll_length) = 0.00156'),
       ('popart_lb', 'learner.popart_scale_lb', -1.0, 'config.learner.popart_scale_lb must be > 0; got -1.0'),
       ('popart_ub', 'learner.popart_scale_ub', 1e-5, 'config.learner.popart_scale_ub must be >= learner.popart_scale_lb; got 1e-05'),
       ('few_envs', 'num_envs_per_actor', 2, 'config.num_actors must be such that num_actors × num_envs_per_actor >= the 5 games'),
