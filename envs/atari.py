@@ -193,10 +193,7 @@ class AtariEnv(base.DiscreteActionEnvironment):
     """Repeats `action` for up to `frame_skip` raw frames (see module doc)."""
     if self._reset_next_step:
       return self.reset()
-    index = int(action)
-    if not 0 <= index < len(self._action_set):
-      raise ValueError(f'action must be in [0, {len(self._action_set)}), '
-                       f'got {action!r}')
+    index = self._action_index(action)
     ale, ale_action = self.ale, self._action_set[index]
     reward = 0.0
     prev, screen = None, None

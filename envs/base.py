@@ -18,6 +18,16 @@ class DiscreteActionEnvironment(dm_env.Environment):
 
   num_actions: int
 
+  def _action_index(self, action) -> int:
+    """`action` as an index; ValueError naming [0, num_actions) otherwise."""
+    index = int(action)
+    if not 0 <= index < self.num_actions:
+      meanings = getattr(self, 'action_meanings', None)
+      named = f' (actions: {", ".join(meanings)})' if meanings else ''
+      raise ValueError(f'action must be in [0, {self.num_actions}), '
+                       f'got {action!r}{named}')
+    return index
+
   def action_spec(self) -> specs.DiscreteArray:
     return specs.DiscreteArray(self.num_actions, name='action')
 

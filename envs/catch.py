@@ -94,10 +94,7 @@ class Catch(base.DiscreteActionEnvironment):
   def step(self, action: int) -> dm_env.TimeStep:
     if self._reset_next_step:
       return self.reset()
-    index = int(action)
-    if not 0 <= index < self.num_actions:
-      raise ValueError(f'action must be in [0, {self.num_actions}) '
-                       f'({", ".join(_ACTION_MEANINGS)}), got {action!r}')
+    index = self._action_index(action)
     self._paddle_column = min(max(self._paddle_column + index - 1, 0),
                               self._columns - 1)
     self._ball_row += 1

@@ -149,10 +149,7 @@ class GoalEnvironment(base.DiscreteActionEnvironment):
   def step(self, action: int) -> dm_env.TimeStep:
     if self._reset_next_step:
       return self.reset()
-    index = int(action)
-    if not 0 <= index < self.num_actions:
-      raise ValueError(f'action must be in [0, {self.num_actions}), '
-                       f'got {action!r}')
+    index = self._action_index(action)
     self._apply(index)
     self._steps += 1
     observation = self._observation()
