@@ -226,8 +226,10 @@ class Learner:
 
   # ------------------------------------------------------------------ training
   def _replica_loss_and_gradients(self, unroll: types.Unroll):
+    """Loss, metrics, all-reduced gradients and, with PopArt, the all-reduced
+    ART increments (d_mu, d_nu) of the step's targets (else ())."""
     variables = self._network.trainable_variables
-    vs = None
+    increments = ()
     with tf.GradientTape() as tape:
       outputs, _ = self._network.unroll(*network_inputs(unroll))
       if self._popart is None:
@@ -235,10 +237,15 @@ class Learner:
       else:
         state = popart.PopArtState(*(tf.identity(v) for v in self._popart))
         loss, metrics, vs = self._loss_fn(outputs, unroll, state)
+        # Same statistics as the loss; summed over replicas so every
+        # replica applies the same update (SPEC §5).
+        increments = popart.increments(state, vs, unroll.task_id[:-1],
+                                       self._popart_step_size)
     gradients = tape.gradient(loss, variables)
     context = tf.distribute.get_replica_context()
-    gradients = context.all_reduce(tf.distribute.ReduceOp.SUM, gradients)
-    return loss, dict(metrics), gradients, vs
+    gradients, increments = context.all_reduce(tf.distribute.ReduceOp.SUM,
+                                               (gradients, increments))
+    return loss, dict(metrics), gradients, increments
 
   def _replica_step(self, unroll: types.Unroll):
     if self._popart is not None and hasattr(unroll, 'mask'):
@@ -246,7 +253,8 @@ class Learner:
       # real targets only).
       raise ValueError('PopArt does not support masked unrolls (HER replay '
                        'items); turn one of them off.')
-    loss, metrics, gradients, vs = self._replica_loss_and_gradients(unroll)
+    loss, metrics, gradients, increments = self._replica_loss_and_gradients(
+        unroll)
     gradients, norm = tf.clip_by_global_norm(gradients, self._max_grad_norm)
     # Never apply (and then publish, checkpoint, export) non-finite weights:
     # raise instead (STYLE: never patch NaNs).
@@ -257,16 +265,7 @@ class Learner:
           zip(gradients, self._network.trainable_variables),
           skip_gradients_aggregation=True)
     metrics['grad_norm'] = norm
-    if self._popart is None:
-      return loss, metrics, ()
-    # ART increments of this replica's targets, summed over replicas so every
-    # replica applies the same update (SPEC §5).
-    state = popart.PopArtState(*(tf.identity(v) for v in self._popart))
-    d_mu, d_nu = popart.increments(state, vs, unroll.task_id[:-1],
-                                   self._popart_step_size)
-    d_mu, d_nu = tf.distribute.get_replica_context().all_reduce(
-        tf.distribute.ReduceOp.SUM, [d_mu, d_nu])
-    return loss, metrics, (d_mu, d_nu)
+    return loss, metrics, increments
 
   def _update_popart(self, d_mu, d_nu):
     """ART then POP, in cross-replica context after the gradient step."""
