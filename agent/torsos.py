@@ -1,0 +1,100 @@
+"""Torsos of the IMPALA network (Espeholt et al. 2018, Fig. 3; SPEC §3).
+
+Each torso maps a batch of preprocessed observations (float32, pixels in
+[0, 1]) to float32 [N, 256] features and lists its Keras layers in
+construction order (`layers`), from which agent/networks.py derives the
+network's variable order.
+"""
+
+from typing import Sequence
+
+import tensorflow as tf
+
+HIDDEN_SIZE = 256  # torso output width (Fig. 3)
+
+
+class DeepTorso(tf.Module):
+  """ResNet torso (Fig. 3 right): 3 × (conv, max-pool, 2 residual blocks)."""
+
+  observation_rank = 3  # [H, W, C] per observation
+
+  def __init__(self, channels: Sequence[int] = (16, 32, 32),
+               num_blocks: int = 2, name: str = 'deep_torso'):
+    super().__init__(name=name)
+
+    def conv(channels, name):
+      return tf.keras.layers.Conv2D(channels, 3, 1, 'same', name=name)
+
+    self._stacks = []
+    for i, c in enumerate(channels):
+      blocks = [(conv(c, f'stack{i}_block{j}_conv0'),
+                 conv(c, f'stack{i}_block{j}_conv1'))
+                for j in range(num_blocks)]
+      self._stacks.append((conv(c, f'stack{i}_conv'), blocks))
+    self._pool = tf.keras.layers.MaxPool2D(3, 2, 'same', name='pool')
+    self._linear = tf.keras.layers.Dense(HIDDEN_SIZE, name='linear')
+    layers = []
+    for first_conv, blocks in self._stacks:
+      layers.append(first_conv)
+      for conv0, conv1 in blocks:
+        layers += [conv0, conv1]
+    self.layers = tuple(layers) + (self._linear,)  # construction order
+
+  def __call__(self, x: tf.Tensor) -> tf.Tensor:
+    """float32 [N, H, W, C] in [0, 1] → float32 [N, 256]."""
+    for first_conv, blocks in self._stacks:
+      x = self._pool(first_conv(x))
+      for conv0, conv1 in blocks:
+        x = x + conv1(tf.nn.relu(conv0(tf.nn.relu(x))))
+    x = tf.nn.relu(x)
+    x = tf.reshape(x, [-1, x.shape[1] * x.shape[2] * x.shape[3]])  # [N, h·w·c]
+    return tf.nn.relu(self._linear(x))
+
+
+class ShallowTorso(tf.Module):
+  """Conv 16 8×8/4, Conv 32 4×4/2 (VALID), Linear 256 (Fig. 3 left)."""
+
+  observation_rank = 3  # [H, W, C] per observation
+
+  def __init__(self, name: str = 'shallow_torso'):
+    super().__init__(name=name)
+    self.layers = (
+        tf.keras.layers.Conv2D(16, 8, 4, 'valid', name='conv0'),
+        tf.keras.layers.Conv2D(32, 4, 2, 'valid', name='conv1'),
+        tf.keras.layers.Dense(HIDDEN_SIZE, name='linear'))
+
+  def __call__(self, x: tf.Tensor) -> tf.Tensor:
+    """float32 [N, H, W, C] in [0, 1] → float32 [N, 256]."""
+    conv0, conv1, linear = self.layers
+    x = tf.nn.relu(conv1(tf.nn.relu(conv0(x))))
+    x = tf.reshape(x, [-1, x.shape[1] * x.shape[2] * x.shape[3]])  # [N, h·w·c]
+    return tf.nn.relu(linear(x))
+
+
+class MlpTorso(tf.Module):
+  """Linear 256 → ReLU → Linear 256 → ReLU, for flat vector observations.
+
+  Not in the IMPALA paper: for goal-conditioned vector tasks such as HER bit
+  flipping (envs/bit_flipping.py), whose observation is float32 [2n].
+  """
+
+  observation_rank = 1  # [D] per observation
+
+  def __init__(self, name: str = 'mlp_torso'):
+    super().__init__(name=name)
+    self.layers = (tf.keras.layers.Dense(HIDDEN_SIZE, name='linear0'),
+                   tf.keras.layers.Dense(HIDDEN_SIZE, name='linear1'))
+
+  def __call__(self, x: tf.Tensor) -> tf.Tensor:
+    """float32 [N, D] → float32 [N, 256]."""
+    for layer in self.layers:
+      x = tf.nn.relu(layer(x))
+    return x
+
+
+TORSOS = {'deep': DeepTorso, 'shallow': ShallowTorso, 'mlp': MlpTorso}
+
+
+def make_torso(name: str, **kwargs) -> tf.Module:
+  """The torso called `name` ('deep' | 'shallow' | 'mlp')."""
+  return TORSOS[name](**kwargs)
