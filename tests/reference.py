@@ -349,3 +349,165 @@ def popart_value_outputs(hidden: np.ndarray, kernel: np.ndarray,
       outputs[n, i] = sigma[i] * normalized + mu[i]
   return outputs
 # ------------------------------- end PopArt --------------------------------
+
+
+# ---------------------------------------------------------------------------
+# Distral (Teh et al. 2017), SPEC §6. Float64 loops over states n (the leading
+# dimensions [...] flattened) and actions a, transcribing the paper's
+# equations. Every log-sum-exp is shifted by its maximum by hand: β f reaches
+# thousands, and e^{β f} overflows float64 beyond 709.
+# ---------------------------------------------------------------------------
+
+
+def _distral_states(logits: np.ndarray) -> np.ndarray:
+  """[..., A] -> float64 [N, A], one row per state s_n."""
+  logits = np.asarray(logits, np.float64)
+  return logits.reshape(-1, logits.shape[-1])
+
+
+def _distral_logsumexp(row: np.ndarray) -> float:
+  """log Σ_a e^{z_a} = m + log Σ_a e^{z_a − m}, m = max_a z_a."""
+  m = max(row)
+  return m + np.log(sum(np.exp(z - m) for z in row))
+
+
+def _distral_log_policy(row: np.ndarray) -> np.ndarray:
+  """log softmax(z)(a) = z_a − log Σ_b e^{z_b} for one state."""
+  normaliser = _distral_logsumexp(row)
+  return np.array([z - normaliser for z in row])
+
+
+def distral_coefficients(kl_cost: float, entropy_cost: float) -> tuple:
+  """(α, β) = (c_KL/(c_KL + c_ent), 1/(c_KL + c_ent)) (eq. 3)."""
+  return kl_cost / (kl_cost + entropy_cost), 1. / (kl_cost + entropy_cost)
+
+
+def distral_two_column_logits(distilled_logits: np.ndarray,
+                              task_logits: np.ndarray, alpha: float,
+                              beta: float) -> np.ndarray:
+  """z(a|s) = α log π0(a|s) + β f_i(a|s), π0 = softmax(h0) (eq. 8-9).
+
+  Args:
+    distilled_logits: [..., A] h0.
+    task_logits: [..., A] f_i.
+    alpha: α.
+    beta: β.
+
+  Returns:
+    float64 [..., A], the (unnormalised) logits of π_i.
+  """
+  h0, f = _distral_states(distilled_logits), _distral_states(task_logits)
+  logits = np.zeros_like(h0)
+  for n in range(h0.shape[0]):
+    log_pi0 = _distral_log_policy(h0[n])
+    for a in range(h0.shape[1]):
+      logits[n, a] = alpha * log_pi0[a] + beta * f[n, a]
+  return logits.reshape(np.shape(distilled_logits))
+
+
+def distral_two_column_log_policy(distilled_logits: np.ndarray,
+                                  task_logits: np.ndarray, alpha: float,
+                                  beta: float) -> np.ndarray:
+  """log π_i(a|s) = log [π0^α e^{β f_i} / Σ_b π0(b)^α e^{β f_i(b)}] (eq. 9)."""
+  logits = distral_two_column_logits(distilled_logits, task_logits, alpha,
+                                     beta)
+  rows = _distral_states(logits)
+  return np.stack([_distral_log_policy(row) for row in rows]).reshape(
+      logits.shape)
+
+
+def distral_soft_value(distilled_logits: np.ndarray, task_logits: np.ndarray,
+                       alpha: float, beta: float) -> np.ndarray:
+  """V_i(s) = (1/β) log Σ_a π0(a|s)^α e^{β f_i(a|s)} (§2.3), shape [...]."""
+  logits = _distral_states(
+      distral_two_column_logits(distilled_logits, task_logits, alpha, beta))
+  values = np.array([_distral_logsumexp(row) / beta for row in logits])
+  return values.reshape(np.shape(distilled_logits)[:-1])
+
+
+def distral_soft_advantage(distilled_logits: np.ndarray,
+                           task_logits: np.ndarray, alpha: float,
+                           beta: float) -> np.ndarray:
+  """Â_i(a|s) = f_i(a|s) − V_i(s) (§2.3), shape [..., A]."""
+  values = distral_soft_value(distilled_logits, task_logits, alpha, beta)
+  return np.asarray(task_logits, np.float64) - values[..., None]
+
+
+def distral_regularized_rewards(rewards: np.ndarray, actions: np.ndarray,
+                                distilled_logits: np.ndarray,
+                                policy_logits: np.ndarray, alpha: float,
+                                beta: float) -> np.ndarray:
+  """r'_t = r_t + (α/β) log π0(a_t|s_t) − (1/β) log π_i(a_t|s_t) (eq. 3).
+
+  Args:
+    rewards: [...] r_t.
+    actions: int [...] a_t.
+    distilled_logits: [..., A] h0, π0 = softmax(h0).
+    policy_logits: [..., A] logits of π_i (2- or 1-column).
+    alpha: α.
+    beta: β.
+
+  Returns:
+    float64 [...].
+  """
+  h0, logits = _distral_states(distilled_logits), _distral_states(policy_logits)
+  rewards = np.asarray(rewards, np.float64).reshape(-1)
+  actions = np.asarray(actions).reshape(-1)
+  out = np.zeros_like(rewards)
+  for n in range(h0.shape[0]):
+    a = actions[n]
+    log_pi0 = _distral_log_policy(h0[n])[a]
+    log_pi = _distral_log_policy(logits[n])[a]
+    out[n] = rewards[n] + alpha / beta * log_pi0 - 1. / beta * log_pi
+  return out.reshape(np.shape(distilled_logits)[:-1])
+
+
+def distral_distillation_loss(distilled_logits: np.ndarray,
+                              policy_logits: np.ndarray, alpha: float,
+                              beta: float) -> np.ndarray:
+  """L(s) = −(α/β) Σ_a π_i(a|s) log π0(a|s), shape [...]."""
+  h0, logits = _distral_states(distilled_logits), _distral_states(policy_logits)
+  loss = np.zeros(h0.shape[0])
+  for n in range(h0.shape[0]):
+    log_pi0 = _distral_log_policy(h0[n])
+    pi = np.exp(_distral_log_policy(logits[n]))
+    loss[n] = -alpha / beta * sum(pi[a] * log_pi0[a]
+                                  for a in range(h0.shape[1]))
+  return loss.reshape(np.shape(distilled_logits)[:-1])
+
+
+def distral_distillation_gradient(distilled_logits: np.ndarray,
+                                  policy_logits: np.ndarray, alpha: float,
+                                  beta: float) -> np.ndarray:
+  """∂L(s)/∂h0(a|s) = −(α/β)(π_i(a|s) − π0(a|s)) (eq. 10), shape [..., A]."""
+  h0, logits = _distral_states(distilled_logits), _distral_states(policy_logits)
+  grad = np.zeros_like(h0)
+  for n in range(h0.shape[0]):
+    pi0 = np.exp(_distral_log_policy(h0[n]))
+    pi = np.exp(_distral_log_policy(logits[n]))
+    for a in range(h0.shape[1]):
+      grad[n, a] = -alpha / beta * (pi[a] - pi0[a])
+  return grad.reshape(np.shape(distilled_logits))
+
+
+def distral_kl(policy_logits: np.ndarray,
+               distilled_logits: np.ndarray) -> np.ndarray:
+  """KL(π_i‖π0)(s) = Σ_a π_i(a|s) (log π_i(a|s) − log π0(a|s)), shape [...]."""
+  logits, h0 = _distral_states(policy_logits), _distral_states(distilled_logits)
+  kl = np.zeros(h0.shape[0])
+  for n in range(h0.shape[0]):
+    log_pi, log_pi0 = _distral_log_policy(logits[n]), _distral_log_policy(h0[n])
+    kl[n] = sum(np.exp(log_pi[a]) * (log_pi[a] - log_pi0[a])
+                for a in range(h0.shape[1]))
+  return kl.reshape(np.shape(policy_logits)[:-1])
+
+
+def distral_entropy(logits: np.ndarray) -> np.ndarray:
+  """H(π)(s) = −Σ_a π(a|s) log π(a|s), shape [...]."""
+  rows = _distral_states(logits)
+  entropy = np.zeros(rows.shape[0])
+  for n in range(rows.shape[0]):
+    log_pi = _distral_log_policy(rows[n])
+    entropy[n] = -sum(np.exp(l) * l for l in log_pi)
+  return entropy.reshape(np.shape(logits)[:-1])
+# ------------------------------- end Distral -------------------------------
