@@ -1,13 +1,14 @@
 """A goal-conditioned two-room grid world seen as an image (HER, SPEC §7).
 
-The size × size board has walls on its border and a wall down column
-size // 2 with one door cell at row size // 2. Observation: 'observation'
-uint8 [size, size, 3] (planes WALL_PLANE, AGENT_PLANE, GOAL_PLANE; 0 or 255;
-one pixel per cell), so the convolutional torsos of agent/networks.py are
-exercised; 'desired_goal' and 'achieved_goal' (= the agent's cell) int32 [2]
-(row, column). Actions UP, DOWN, LEFT, RIGHT; a move into a wall leaves the
-agent in place. Start and goal are distinct free cells drawn uniformly at each
-reset. Rewards, termination and truncation: envs/goal.py.
+The size × size board (`two_room_walls`, shared with envs/distral_gridworld.py)
+has walls on its border and a wall down column size // 2 with one door cell at
+row size // 2. Observation: 'observation' uint8 [size, size, 3] (planes
+WALL_PLANE, AGENT_PLANE, GOAL_PLANE; 0 or 255; one pixel per cell), so the
+convolutional torsos of agent/networks.py are exercised; 'desired_goal' and
+'achieved_goal' (= the agent's cell) int32 [2] (row, column). Actions MOVES:
+UP, DOWN, LEFT, RIGHT; a move into a wall leaves the agent in place. Start
+and goal are distinct free cells drawn uniformly at each reset. Rewards,
+termination and truncation: envs/goal.py.
 """
 
 from typing import Optional, Tuple
@@ -20,8 +21,33 @@ from envs import goal
 
 # Image planes (channel index); values are 0 or 255.
 WALL_PLANE, AGENT_PLANE, GOAL_PLANE = 0, 1, 2
-_MOVES = (('UP', (-1, 0)), ('DOWN', (1, 0)), ('LEFT', (0, -1)),
-          ('RIGHT', (0, 1)))
+# Action index -> (name, (row, column) displacement in cells).
+MOVES = (('UP', (-1, 0)), ('DOWN', (1, 0)), ('LEFT', (0, -1)),
+         ('RIGHT', (0, 1)))
+
+
+def two_room_walls(size: int) -> np.ndarray:
+  """The two-room layout: two rooms joined by a one-cell door.
+
+  Walls on the border and down column size // 2, except the door cell
+  (size // 2, size // 2). The left room is columns [1, size // 2), the right
+  room columns (size // 2, size - 1).
+
+  Args:
+    size: board side in cells including the outer walls, an int >= 5.
+
+  Returns:
+    bool [size, size], True on wall cells; indexed [row, column].
+
+  Raises:
+    ValueError: if `size` is not an int >= 5.
+  """
+  goal.check_int('size', size, 5)
+  walls = np.zeros([size, size], bool)
+  walls[[0, -1], :] = walls[:, [0, -1]] = True
+  walls[:, size // 2] = True
+  walls[size // 2, size // 2] = False  # The door.
+  return walls
 
 
 def reward(achieved: tf.Tensor,
@@ -65,18 +91,14 @@ def with_goal(observation: tf.Tensor, desired_goal: tf.Tensor) -> tf.Tensor:
 class GoalGridworld(goal.GoalEnvironment):
   """Two rooms joined by a door. Build it with `make_goal_gridworld`."""
 
-  _action_meanings = tuple(name for name, _ in _MOVES)
+  _action_meanings = tuple(name for name, _ in MOVES)
 
   def __init__(self, *, size: int, seed: int, max_steps: int):
     goal.check_int('size', size, 5)
     super().__init__(seed=seed, max_steps=max_steps)
     self._size = int(size)
-    walls = np.zeros([size, size], bool)
-    walls[[0, -1], :] = walls[:, [0, -1]] = True
-    walls[:, size // 2] = True
-    walls[size // 2, size // 2] = False  # The door.
-    self._walls = walls
-    self._free_cells = np.argwhere(~walls).astype(np.int32)  # [F, 2]
+    self._walls = two_room_walls(size)
+    self._free_cells = np.argwhere(~self._walls).astype(np.int32)  # [F, 2]
     self._position = np.zeros([2], np.int32)
     self._goal = np.zeros([2], np.int32)
 
@@ -103,7 +125,7 @@ class GoalGridworld(goal.GoalEnvironment):
     return inside and not self._walls[desired[0], desired[1]]
 
   def _apply(self, action: int) -> None:
-    target = self._position + np.array(_MOVES[action][1], np.int32)
+    target = self._position + np.array(MOVES[action][1], np.int32)
     if not self._walls[target[0], target[1]]:
       self._position = target
 
