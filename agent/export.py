@@ -15,6 +15,13 @@ In the style of Acme `tf/savers.py` and TF-Agents `PolicySaver`. Contract
                                value head's output
   out['state']   (h, c) like initial_state
 
+Distral policies (SPEC §6) also have
+  out = policy.distilled_step(...)   # same inputs and outputs as step; acts
+                                     # with the distilled π0 (task_id only
+                                     # selects out['value'])
+and a 'distilled' signature like serving_default. With a separate π0 column
+the state is (h, c), each float32 [B, 2·lstm_size] (both columns).
+
 `first=True` resets that row's LSTM state and zeroes its prev_action and
 prev_reward inside the step, exactly as the learner's network does.
 
@@ -29,7 +36,8 @@ Metadata, as non-trainable variables of the loaded object (`.numpy()`):
   frames), agent_steps_trained (agent steps), observation_shape (int64 [rank]),
   observation_dtype (string), frame_skip (raw frames per agent step; only if
   given), popart_mu/popart_sigma (float32 [num_tasks]; only with PopArt, the
-  statistics at export time) and metadata_json (all of it, plus extra keys, as a JSON string).
+  statistics at export time), distral_variant/distral_columns (string) and
+  distral_alpha/distral_beta (float32; only under Distral) and metadata_json (all of it, plus extra keys, as a JSON string).
 The same JSON is written to PATH/assets.extra/metadata.json for humans.
 """
 
@@ -129,21 +137,24 @@ class _Policy(tf.Module):
                                    trainable=False, name='popart_mu')
       self.popart_sigma = tf.Variable(tf.identity(popart_state.sigma),
                                       trainable=False, name='popart_sigma')
+    strings = ('games', 'action_set', 'action_meanings', 'observation_dtype',
+               'distral_variant', 'distral_columns')
+    floats = ('distral_alpha', 'distral_beta')
     for key in ('games', 'action_set', 'action_meanings', 'num_actions',
                 'num_tasks', 'lstm_size', 'frames_trained',
                 'agent_steps_trained', 'observation_shape', 'observation_dtype',
-                'frame_skip'):
+                'frame_skip') + strings[4:] + floats:
       if key in meta:
         value = meta[key]
-        dtype = tf.string if key in ('games', 'action_set', 'action_meanings',
-                                     'observation_dtype') else tf.int64
+        dtype = (tf.string if key in strings else
+                 tf.float32 if key in floats else tf.int64)
         setattr(self, key, tf.Variable(tf.constant(value, dtype),
                                        trainable=False, name=key))
     self.metadata_json = tf.Variable(json.dumps(meta, sort_keys=True),
                                      trainable=False, name='metadata_json')
-    lstm = network.lstm_size
-    state_spec = (tf.TensorSpec([None, lstm], tf.float32, 'state_h'),
-                  tf.TensorSpec([None, lstm], tf.float32, 'state_c'))
+    size = network.state_size
+    state_spec = (tf.TensorSpec([None, size], tf.float32, 'state_h'),
+                  tf.TensorSpec([None, size], tf.float32, 'state_c'))
     specs = dict(
         observation=obs_spec,
         prev_action=tf.TensorSpec([None], tf.int32, 'prev_action'),
@@ -154,10 +165,12 @@ class _Policy(tf.Module):
     def initial_state(batch_size):
       return network.initial_state(batch_size)
 
-    def step(observation, prev_action, prev_reward, first, task_id, state):
+    def step(observation, prev_action, prev_reward, first, task_id, state,
+             distilled=False):
       output, state = network.step(observation, prev_action, prev_reward,
                                    first, task_id, state)
-      logits = output.policy_logits  # [B, A]
+      # [B, A] π_i of task_id, or Distral's π0 (the same for every task).
+      logits = output.distilled_logits if distilled else output.policy_logits
       action = tf.random.categorical(logits, 1, dtype=tf.int32)[:, 0]  # [B]
       value = tf.gather(output.values, task_id, batch_dims=1)  # [B]
       if popart_state is not None:  # σ_i n_i + μ_i, SPEC §5
@@ -186,6 +199,24 @@ class _Policy(tf.Module):
                              list(state_spec))
     self.serve_initial_state = tf.function(serve_initial_state,
                                            input_signature=[batch_size_spec])
+    if network.distral_parameterization is not None:
+      def distilled_step(observation, prev_action, prev_reward, first, task_id,
+                         state):
+        return step(observation, prev_action, prev_reward, first, task_id,
+                    state, distilled=True)
+
+      def serve_distilled(observation, prev_action, prev_reward, first,
+                          task_id, state_h, state_c):
+        out = distilled_step(observation, prev_action, prev_reward, first,
+                             task_id, (state_h, state_c))
+        state_h, state_c = out.pop('state')
+        return dict(out, state_h=state_h, state_c=state_c)
+
+      self.distilled_step = tf.function(
+          distilled_step, input_signature=list(specs.values()) + [state_spec])
+      self.serve_distilled = tf.function(
+          serve_distilled,
+          input_signature=list(specs.values()) + list(state_spec))
 
 
 def _replace_directory(source: str, target: str) -> None:
@@ -250,12 +281,13 @@ def export_policy(network: networks.ImpalaNetwork, path: str, *,
     tf.io.gfile.makedirs(parent)
   tmp = f'{path}.tmp-{uuid.uuid4().hex[:8]}'
   try:
-    tf.saved_model.save(
-        policy, tmp,
-        signatures={
-            'serving_default': policy.serve.get_concrete_function(),
-            'initial_state': policy.serve_initial_state.get_concrete_function(),
-        })
+    signatures = {
+        'serving_default': policy.serve.get_concrete_function(),
+        'initial_state': policy.serve_initial_state.get_concrete_function(),
+    }
+    if hasattr(policy, 'serve_distilled'):
+      signatures['distilled'] = policy.serve_distilled.get_concrete_function()
+    tf.saved_model.save(policy, tmp, signatures=signatures)
     tf.io.gfile.makedirs(os.path.join(tmp, 'assets.extra'))
     with tf.io.gfile.GFile(os.path.join(tmp, 'assets.extra', 'metadata.json'),
                            'w') as f:

@@ -241,7 +241,10 @@ class Learner:
         # replica applies the same update (SPEC §5).
         increments = popart.increments(state, vs, unroll.task_id[:-1],
                                        self._popart_step_size)
-    gradients = tape.gradient(loss, variables)
+    # Zeros for variables a loss does not reach (e.g. a distillation-only
+    # loss), so the all-reduce and the optimizer see every variable.
+    gradients = tape.gradient(
+        loss, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO)
     context = tf.distribute.get_replica_context()
     gradients, increments = context.all_reduce(tf.distribute.ReduceOp.SUM,
                                                (gradients, increments))
@@ -279,12 +282,25 @@ class Learner:
       variable.assign(value)
 
   def _reduce(self, loss, metrics):
-    """Sums losses across replicas; averages the other (per-step) metrics."""
+    """Sums losses across replicas; averages the other (per-step) metrics.
+
+    Grouped means: 'G/count' and 'G/X_sum' (e.g. Distral's per-task
+    'distral/task_<i>/kl_sum') are summed across replicas and returned as
+    'G/X' = sum / max(count, 1), exact whatever each replica's share.
+    """
     sum_, mean = tf.distribute.ReduceOp.SUM, tf.distribute.ReduceOp.MEAN
-    reduced = {k: self._strategy.reduce(sum_ if k.endswith('loss') else mean,
+    summed = lambda k: k.endswith(('loss', '_sum', '/count'))
+    reduced = {k: self._strategy.reduce(sum_ if summed(k) else mean,
                                         v, axis=None)
                for k, v in metrics.items()}
     reduced['loss'] = self._strategy.reduce(sum_, loss, axis=None)
+    for key in [k for k in reduced if k.endswith('_sum')]:
+      group = key.rsplit('/', 1)[0]
+      count = reduced.get(f'{group}/count')
+      if count is not None:
+        reduced[key[:-len('_sum')]] = reduced.pop(key) / tf.maximum(count, 1.0)
+    for key in [k for k in reduced if k.endswith('/count')]:
+      del reduced[key]
     return reduced
 
   @tf.function

@@ -13,12 +13,28 @@ up to the gradient of the global batch.
 `popart_impala_loss` is the same loss for multi-task PopArt (Hessel et al.
 2018, SPEC §5): V-trace on unnormalised values, value loss and policy-gradient
 advantages in each task's normalised space.
+
+Distral (Teh et al. 2017; SPEC §6) is an optional component of both losses
+(`distral_coefficients=(α, β)`, agent/distral.py): the V-trace policy gradient
+and value loss run on the regularised rewards
+  r'_s = r_s + (α/β) log π0(a_s|x_s) − (1/β) log π_i(a_s|x_s)
+of the learner's current π0 and π_i (no gradient inside the reward; ρ is
+π_i against μ as always), and a distillation term
+  −(α/β) Σ_a stopgrad(π_i(a|x_s)) log π0(a|x_s)
+fits π0 to the task policies. Under PopArt the regulariser is counted in each
+task's NORMALISED units: r'_s = r_s + σ_i·[(α/β) log π0(a_s) − (1/β) log π_i(a_s)],
+so that after the 1/σ_i of the PopArt policy gradient every task weighs its
+KL and entropy terms by the same c_KL, c_ent, whatever its reward scale (a
+raw-unit regulariser would dominate small-reward games and vanish in
+large-reward ones), and the distillation term, in the same units, keeps the
+weight c_KL = α/β.
 """
 
 from typing import Dict, Optional, Tuple
 
 import tensorflow as tf
 
+from agent import distral_loss
 from agent import popart
 from agent import types
 from agent import vtrace
@@ -39,7 +55,8 @@ def impala_loss(agent_outputs: types.AgentOutput,
                 clip_rho_threshold: Optional[float] = 1.0,
                 clip_pg_rho_threshold: Optional[float] = 1.0,
                 clip_c_threshold: Optional[float] = 1.0,
-                lambda_: float = 1.0
+                lambda_: float = 1.0,
+                distral_coefficients: Optional[Tuple[float, float]] = None
                ) -> Tuple[tf.Tensor, Dict[str, tf.Tensor]]:
   """IMPALA actor-critic loss of one batch of unrolls (Espeholt et al. §4.2).
 
@@ -85,6 +102,9 @@ def impala_loss(agent_outputs: types.AgentOutput,
     clip_pg_rho_threshold: ρ̄_pg, or None.
     clip_c_threshold: c̄, or None.
     lambda_: λ in [0, 1].
+    distral_coefficients: None, or Distral's (α, β) (distral.coefficients):
+      `agent_outputs` must then be a types.DistralOutput; rewards are
+      regularised and the distillation term is added (module docstring).
 
   Returns:
     (total_loss, metrics): total_loss a scalar of the computation dtype;
@@ -93,6 +113,12 @@ def impala_loss(agent_outputs: types.AgentOutput,
     'mean_vs' (mean v_s), 'mean_rho' (mean unclipped π(a_s|x_s)/μ(a_s|x_s)),
     'mean_abs_pg_advantage' (mean |A_s|); with a mask, the means are over
     existing transitions and 'valid_fraction' (their share of T × B) is added.
+    Under Distral also 'distillation_loss' (summed), 'distral/kl' (mean
+    KL(π_i‖π0)), 'distral/distilled_entropy' (mean H(π0)),
+    'distral/mean_regularizer' (mean r'_s − r_s), and per task i
+    'distral/task_<i>/{kl,entropy,distilled_entropy}_sum' with
+    'distral/task_<i>/count' (summed over replicas; the learner turns them
+    into per-task means, agent/learner.py).
 
   Raises:
     ValueError: if `discount` ∉ [0, 1], a cost is negative, `reward_clip` is
@@ -104,7 +130,8 @@ def impala_loss(agent_outputs: types.AgentOutput,
       baseline_cost=baseline_cost, entropy_cost=entropy_cost,
       reward_clip=reward_clip, clip_rho_threshold=clip_rho_threshold,
       clip_pg_rho_threshold=clip_pg_rho_threshold,
-      clip_c_threshold=clip_c_threshold, lambda_=lambda_)
+      clip_c_threshold=clip_c_threshold, lambda_=lambda_,
+      distral_coefficients=distral_coefficients)
   return loss, metrics
 
 
@@ -119,7 +146,8 @@ def popart_impala_loss(agent_outputs: types.AgentOutput,
                        clip_rho_threshold: Optional[float] = 1.0,
                        clip_pg_rho_threshold: Optional[float] = 1.0,
                        clip_c_threshold: Optional[float] = 1.0,
-                       lambda_: float = 1.0
+                       lambda_: float = 1.0,
+                       distral_coefficients: Optional[Tuple[float, float]] = None
                       ) -> Tuple[tf.Tensor, Dict[str, tf.Tensor], tf.Tensor]:
   """PopArt-IMPALA loss (Hessel et al. 2018, §3-4; SPEC §5).
 
@@ -141,8 +169,9 @@ def popart_impala_loss(agent_outputs: types.AgentOutput,
     popart_state: PopArtState (mu, sigma, nu), each float32 [num_tasks]: the
       statistics the value head is normalised with (no gradient).
     discount, baseline_cost, entropy_cost, reward_clip, clip_rho_threshold,
-      clip_pg_rho_threshold, clip_c_threshold, lambda_: as `impala_loss`
-      (reward_clip defaults to None here).
+      clip_pg_rho_threshold, clip_c_threshold, lambda_, distral_coefficients:
+      as `impala_loss` (reward_clip defaults to None here; the Distral
+      regulariser is scaled by σ_i, module docstring).
 
   Returns:
     (total_loss, metrics, vs): as `impala_loss`, plus `vs` float [T, B], the
@@ -168,13 +197,17 @@ def popart_impala_loss(agent_outputs: types.AgentOutput,
       baseline_cost=baseline_cost, entropy_cost=entropy_cost,
       reward_clip=reward_clip, clip_rho_threshold=clip_rho_threshold,
       clip_pg_rho_threshold=clip_pg_rho_threshold,
-      clip_c_threshold=clip_c_threshold, lambda_=lambda_)
+      clip_c_threshold=clip_c_threshold, lambda_=lambda_,
+      distral_coefficients=distral_coefficients)
 
 
 def _loss(agent_outputs, unroll, popart_state, *, discount, baseline_cost,
           entropy_cost, reward_clip, clip_rho_threshold, clip_pg_rho_threshold,
-          clip_c_threshold, lambda_):
-  """Both losses; popart_state None = plain IMPALA. Returns (loss, metrics, vs)."""
+          clip_c_threshold, lambda_, distral_coefficients):
+  """Both losses; popart_state None = plain IMPALA. Returns (loss, metrics, vs).
+
+  distral_coefficients None = no Distral component.
+  """
   if not 0.0 <= discount <= 1.0:
     raise ValueError(f'`discount` must be in [0, 1]; got {discount}.')
   _check_non_negative(baseline_cost, 'baseline_cost')
@@ -216,6 +249,12 @@ def _loss(agent_outputs, unroll, popart_state, *, discount, baseline_cost,
     discounts = discount * tf.cast(unroll.discount[1:],
                                    dtype) * not_first  # [T, B] γ_s
     valid = _valid_transitions(unroll, dtype)  # [T, B] or None (all exist)
+    distral_terms = None
+    if distral_coefficients is not None:
+      scale = 1.0 if popart_state is None else sigma[:-1]  # [T, B] σ_i
+      rewards, distral_terms = distral_loss.regularize(
+          agent_outputs, rewards, actions, target_logits,
+          distral_coefficients, scale)
     if valid is not None:  # δ_s = 0 where the transition is missing.
       rewards = tf.where(valid > 0, rewards, tf.stop_gradient(values))
       discounts = discounts * valid
@@ -256,6 +295,12 @@ def _loss(agent_outputs, unroll, popart_state, *, discount, baseline_cost,
     baseline_loss = baseline_cost * 0.5 * tf.reduce_sum(baseline_terms)
     entropy_loss = -entropy_cost * tf.reduce_sum(entropy)
     total_loss = policy_loss + baseline_loss + entropy_loss
+    if distral_terms is not None:
+      distillation = distral_terms['distillation']  # [T, B]
+      if valid is not None:
+        distillation = valid * distillation
+      distillation_loss = tf.reduce_sum(distillation)
+      total_loss += distillation_loss
 
     if valid is not None:
       metrics = _masked_metrics(
@@ -272,6 +317,11 @@ def _loss(agent_outputs, unroll, popart_state, *, discount, baseline_cost,
           'mean_rho': tf.reduce_mean(tf.exp(log_rhos)),
           'mean_abs_pg_advantage': tf.reduce_mean(tf.abs(pg_advantages)),
       }
+    if distral_terms is not None:
+      metrics['loss'] = total_loss
+      metrics.update(distral_loss.metrics(
+          distral_terms, distillation_loss, entropy, unroll.task_id[:-1],
+          all_values.shape[-1], valid))
     if popart_state is not None:
       normalized_vs = tf.abs((vs - mu[:-1]) / sigma[:-1])  # [T, B]
       metrics['mean_abs_normalized_vs'] = (

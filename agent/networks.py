@@ -32,6 +32,7 @@ from typing import Optional, Sequence, Tuple
 
 import tensorflow as tf
 
+from agent import distral
 from agent import torsos
 from agent import types
 
@@ -49,27 +50,61 @@ def _tensor(value, name: str, dtype: Optional[tf.DType],
   return value if dtype is None else tf.cast(value, dtype)
 
 
+DISTRAL_PARAMETERIZATIONS = ('1col', '2col')
+DISTRAL_COLUMNS = ('shared', 'separate')
+
+
 class ImpalaNetwork(tf.Module):
-  """IMPALA torso + LSTM core + policy and per-task value heads (NHWC)."""
+  """IMPALA torso + LSTM core + policy and per-task value heads (NHWC).
+
+  With `distral_parameterization` set (Distral, Teh et al. 2017; SPEC §6) the
+  network also has a distilled-policy head h0 (π0 = softmax(h0), blind to the
+  task) and per-task policy heads selected by `task_id` instead of the one
+  shared policy head; `step`/`unroll` then return types.DistralOutput whose
+  `policy_logits` are the logits of the task policy π_i:
+    '2col': π_i = softmax(α log π0 + β f_i)  (distral.two_column_logits);
+    '1col': π_i = softmax(task logits of head i).
+  π0 either reads the task column's LSTM output ('shared': the practical
+  choice at Atari scale) or has a column of its own ('separate': own torso and
+  LSTM, as in the paper, never fed the task one-hot). With a separate column
+  the core state holds both columns' LSTM states, concatenated on the last
+  axis: (h, c), each float32 [B, 2·lstm_size] (task column first).
+  """
 
   def __init__(self, num_actions: int, *, num_tasks: int = 1,
                torso: str = 'deep', lstm_size: int = 256,
                task_one_hot_input: bool = False,
+               distral_parameterization: Optional[str] = None,
+               distral_columns: str = 'shared',
+               distral_alpha: float = 1.0, distral_beta: float = 1.0,
                name: str = 'impala_network'):
     """Creates the network; core and heads are built here, the torso lazily.
 
     Args:
       num_actions: A, size of the action set (policy logits and prev_action
         one-hot).
-      num_tasks: number of value outputs (one per task; PopArt normalised).
+      num_tasks: number of value outputs (one per task; PopArt normalised) and,
+        under Distral, of task policy heads.
       torso: 'deep' (ResNet, 15 conv layers), 'shallow' (2 conv layers) or
         'mlp' (2 linear layers, flat [D] observations).
-      lstm_size: LSTM units (h and c each float32 [B, lstm_size]).
-      task_one_hot_input: also feed one_hot(task_id, num_tasks) to the LSTM.
+      lstm_size: LSTM units per column (h and c each float32 [B, lstm_size]
+        per column; see `state_size`).
+      task_one_hot_input: also feed one_hot(task_id, num_tasks) to the (task
+        column's) LSTM.
+      distral_parameterization: None (no Distral), '1col' or '2col'.
+      distral_columns: 'shared' (h0 on the task column's LSTM output) or
+        'separate' (π0 has its own torso and LSTM).
+      distral_alpha, distral_beta: α in (0, 1], β > 0 of the 2-column
+        parameterisation (distral.coefficients); unused otherwise.
       name: module name.
 
+    Initialisation under Distral: h0 and the task heads (f_i or the 1-column
+    logits) start with zero kernels and biases, so π0 and every π_i start
+    exactly uniform for any β (β·f_i = 0), and RMSProp moves them from there.
+
     Raises:
-      ValueError: on a non-positive size or an unknown torso.
+      ValueError: on a non-positive size, an unknown torso, parameterisation
+        or column layout, or α ∉ (0, 1] / β <= 0 under '2col'.
     """
     super().__init__(name=name)
     for field, value in (('num_actions', num_actions), ('num_tasks', num_tasks),
@@ -79,27 +114,68 @@ class ImpalaNetwork(tf.Module):
         raise ValueError(f'`{field}` must be a positive int; got {value!r}.')
     if torso not in TORSOS:
       raise ValueError(f'`torso` must be one of {TORSOS}; got {torso!r}.')
+    if distral_parameterization not in (None,) + DISTRAL_PARAMETERIZATIONS:
+      raise ValueError('`distral_parameterization` must be None or one of '
+                       f'{DISTRAL_PARAMETERIZATIONS}; got '
+                       f'{distral_parameterization!r}.')
+    if distral_columns not in DISTRAL_COLUMNS:
+      raise ValueError(f'`distral_columns` must be one of {DISTRAL_COLUMNS}; '
+                       f'got {distral_columns!r}.')
+    if distral_parameterization == '2col' and not (
+        0.0 < distral_alpha <= 1.0 and distral_beta > 0.0):
+      raise ValueError('2-column Distral needs alpha in (0, 1] and beta > 0; '
+                       f'got alpha={distral_alpha}, beta={distral_beta}.')
     self.num_actions = num_actions = int(num_actions)
     self.num_tasks = num_tasks = int(num_tasks)
     self.lstm_size = lstm_size = int(lstm_size)
     self.torso_name = torso
     self.task_one_hot_input = task_one_hot_input
+    self.distral_parameterization = distral_parameterization
+    self.distral_columns = distral_columns if distral_parameterization else None
+    self.distral_alpha, self.distral_beta = float(distral_alpha), float(
+        distral_beta)
+    separate = self.distral_columns == 'separate'
+    distral_init = dict(kernel_initializer='zeros', bias_initializer='zeros')
     with self.name_scope:
       self._torso = torsos.make_torso(torso)
       self._core = tf.keras.layers.LSTMCell(lstm_size, name='lstm')
-      self.policy_head = tf.keras.layers.Dense(num_actions,
-                                               name='policy_logits')
+      if distral_parameterization is None:
+        self.policy_head = tf.keras.layers.Dense(num_actions,
+                                                 name='policy_logits')
+      else:  # one head per task: [..., num_tasks · A]
+        self.policy_head = tf.keras.layers.Dense(
+            num_tasks * num_actions, name='task_policy_logits', **distral_init)
       # Own layer: PopArt rescales kernel [lstm, tasks], bias [tasks] (§5).
       self.value_head = tf.keras.layers.Dense(num_tasks, name='value')
-    core_input_size = (_HIDDEN_SIZE + num_actions + 1
-                       + (num_tasks if task_one_hot_input else 0))
-    for layer, input_size in ((self._core, core_input_size),
-                              (self.policy_head, lstm_size),
-                              (self.value_head, lstm_size)):
+      self.distilled_head = None
+      self._distilled_torso = self._distilled_core = None
+      if distral_parameterization is not None:
+        self.distilled_head = tf.keras.layers.Dense(
+            num_actions, name='distilled_logits', **distral_init)
+      if separate:
+        self._distilled_torso = torsos.make_torso(
+            torso, name=f'distilled_{self._torso.name}')
+        self._distilled_core = tf.keras.layers.LSTMCell(
+            lstm_size, name='distilled_lstm')
+    core_input_size = _HIDDEN_SIZE + num_actions + 1
+    builds = [(self._core, core_input_size
+               + (num_tasks if task_one_hot_input else 0)),
+              (self.policy_head, lstm_size), (self.value_head, lstm_size)]
+    if self.distilled_head is not None:
+      builds.append((self.distilled_head, lstm_size))
+    if separate:
+      builds.append((self._distilled_core, core_input_size))
+    for layer, input_size in builds:
       with tf.name_scope(layer.name):  # 'lstm/kernel:0', not 'kernel:0'
         layer.build(tf.TensorShape([None, input_size]))
-    self._layers = self._torso.layers + (self._core, self.policy_head,
-                                         self.value_head)
+    self._layers = self._torso.layers + tuple(layer for layer, _ in builds)
+    if separate:
+      self._layers += self._distilled_torso.layers
+
+  @property
+  def state_size(self) -> int:
+    """Width of each of h and c: lstm_size per column (2 with a separate π0)."""
+    return self.lstm_size * (2 if self._distilled_core is not None else 1)
 
   @property
   def variables(self) -> Tuple[tf.Variable, ...]:
@@ -110,6 +186,37 @@ class ImpalaNetwork(tf.Module):
   def trainable_variables(self) -> Tuple[tf.Variable, ...]:
     """Trainable variables in construction order (see module docstring)."""
     return tuple(v for layer in self._layers for v in layer.trainable_weights)
+
+  @property
+  def distilled_variables(self) -> Tuple[tf.Variable, ...]:
+    """π0's own variables: h0 and, with a separate column, its torso and LSTM."""
+    layers = () if self.distilled_head is None else (self.distilled_head,)
+    if self._distilled_core is not None:
+      layers += (self._distilled_core,) + self._distilled_torso.layers
+    return tuple(v for layer in layers for v in layer.trainable_weights)
+
+  def distilled_policy_checkpoint(self) -> tf.train.Checkpoint:
+    """A checkpoint view of π0's parameters, to warm-start π0 from a run.
+
+    The view has the learner checkpoint's layout (root 'network', then the
+    network's own attribute names), so
+    `net.distilled_policy_checkpoint().read(path)` restores, from a Distral
+    learner checkpoint at `path`, only what π0 computes with: h0 plus the
+    shared torso and LSTM ('shared' columns) or π0's own column ('separate').
+    Task heads and value heads keep their initial values.
+
+    Raises:
+      ValueError: if the network has no Distral heads.
+    """
+    if self.distilled_head is None:
+      raise ValueError('distilled_policy_checkpoint needs a Distral network.')
+    if self._distilled_core is None:
+      parts = dict(_torso=self._torso, _core=self._core)
+    else:
+      parts = dict(_distilled_torso=self._distilled_torso,
+                   _distilled_core=self._distilled_core)
+    return tf.train.Checkpoint(network=tf.train.Checkpoint(
+        distilled_head=self.distilled_head, **parts))
 
   def create_variables(self, observation_shape: Sequence[int],
                        observation_dtype=tf.uint8) -> None:
@@ -126,8 +233,8 @@ class ImpalaNetwork(tf.Module):
               self.initial_state(1))
 
   def initial_state(self, batch_size) -> types.CoreState:
-    """Zero LSTM state (h, c), each float32 [batch_size, lstm_size]."""
-    zeros = tf.zeros([batch_size, self.lstm_size], tf.float32)
+    """Zero LSTM state (h, c), each float32 [batch_size, state_size]."""
+    zeros = tf.zeros([batch_size, self.state_size], tf.float32)
     return (zeros, zeros)
 
   def _preprocess(self, observation: tf.Tensor) -> tf.Tensor:
@@ -140,26 +247,66 @@ class ImpalaNetwork(tf.Module):
                      f'{observation.dtype.name}.')
 
   def _core_input(self, torso_output, prev_action, prev_reward, first,
-                  task_id) -> tf.Tensor:
+                  task_id, task_one_hot) -> tf.Tensor:
     """[..., 256 + A + 1 (+ num_tasks)]; action/reward zeroed where `first`."""
     not_first = tf.cast(tf.logical_not(first), tf.float32)  # [...]
     parts = [torso_output,
              tf.one_hot(prev_action, self.num_actions) * not_first[..., None],
              (tf.clip_by_value(prev_reward, -1.0, 1.0) * not_first)[..., None]]
-    if self.task_one_hot_input:
+    if task_one_hot:
       parts.append(tf.one_hot(task_id, self.num_tasks))
     return tf.concat(parts, axis=-1)
 
-  def _core_step(self, core_input, first, core_state):
+  @staticmethod
+  def _core_step(core, core_input, first, core_state):
     """One LSTM step with the state reset to zeros where `first` (rows [B])."""
     reset = first[:, None]  # [B, 1]
     h, c = (tf.where(reset, tf.zeros_like(s), s) for s in core_state)
-    output, (h, c) = self._core(core_input, [h, c])
+    output, (h, c) = core(core_input, [h, c])
     return output, (h, c)
 
-  def _heads(self, core_output: tf.Tensor) -> types.AgentOutput:
-    return types.AgentOutput(policy_logits=self.policy_head(core_output),
-                             values=self.value_head(core_output))
+  def _columns(self, core_state):
+    """(torso, core, task one-hot input, own (h, c)) of each column."""
+    if self._distilled_core is None:
+      return [(self._torso, self._core, self.task_one_hot_input, core_state)]
+    size = self.lstm_size
+    task_state = tuple(s[:, :size] for s in core_state)  # [B, lstm_size]
+    distilled_state = tuple(s[:, size:] for s in core_state)  # [B, lstm_size]
+    return [(self._torso, self._core, self.task_one_hot_input, task_state),
+            (self._distilled_torso, self._distilled_core, False,
+             distilled_state)]
+
+  @staticmethod
+  def _joined(states):
+    """Concatenates the columns' (h, c) on the last axis (one column: as is)."""
+    if len(states) == 1:
+      return states[0]
+    return tuple(tf.concat(parts, axis=-1) for parts in zip(*states))
+
+  def _heads(self, core_outputs, task_id):
+    """AgentOutput, or DistralOutput under Distral, from the columns' outputs.
+
+    core_outputs: per column float32 [..., lstm_size]; task_id int32 [...].
+    """
+    core_output = core_outputs[0]
+    values = self.value_head(core_output)  # [..., num_tasks]
+    if self.distral_parameterization is None:
+      return types.AgentOutput(policy_logits=self.policy_head(core_output),
+                               values=values)
+    rank = task_id.shape.rank
+    task_logits = self.policy_head(core_output)  # [..., num_tasks · A]
+    task_logits = tf.reshape(task_logits, tf.concat(
+        [tf.shape(task_logits)[:-1], [self.num_tasks, self.num_actions]], 0))
+    task_logits = tf.gather(task_logits, task_id, axis=rank,
+                            batch_dims=rank)  # [..., A] head of each row's task
+    distilled_logits = self.distilled_head(core_outputs[-1])  # [..., A] h0
+    if self.distral_parameterization == '2col':
+      policy_logits = distral.two_column_logits(
+          distilled_logits, task_logits, self.distral_alpha, self.distral_beta)
+    else:
+      policy_logits = task_logits
+    return types.DistralOutput(policy_logits=policy_logits, values=values,
+                               distilled_logits=distilled_logits)
 
   def step(self, observation, prev_action, prev_reward, first, task_id,
            core_state: types.CoreState
@@ -174,11 +321,12 @@ class ImpalaNetwork(tf.Module):
         (clipped to [−1, 1] here; ignored where `first`).
       first: bool [B], x_t starts an episode (state reset before the step).
       task_id: int32 [B], in [0, num_tasks).
-      core_state: (h, c), each float32 [B, lstm_size].
+      core_state: (h, c), each float32 [B, state_size].
 
     Returns:
       (AgentOutput(policy_logits float32 [B, A], values float32
-      [B, num_tasks]), new core_state (h, c)).
+      [B, num_tasks]) — DistralOutput with distilled_logits [B, A] under
+      Distral —, new core_state (h, c)).
 
     Raises:
       ValueError: if an input has the wrong rank or `observation` dtype.
@@ -189,11 +337,16 @@ class ImpalaNetwork(tf.Module):
     prev_reward = _tensor(prev_reward, 'prev_reward', tf.float32, 1)
     first = _tensor(first, 'first', tf.bool, 1)
     task_id = _tensor(task_id, 'task_id', tf.int32, 1)
-    torso_output = self._torso(self._preprocess(observation))  # [B, 256]
-    core_input = self._core_input(torso_output, prev_action, prev_reward,
-                                  first, task_id)
-    core_output, core_state = self._core_step(core_input, first, core_state)
-    return self._heads(core_output), core_state
+    inputs = self._preprocess(observation)
+    core_outputs, states = [], []
+    for torso, core, one_hot, state in self._columns(core_state):
+      torso_output = torso(inputs)  # [B, 256]
+      core_input = self._core_input(torso_output, prev_action, prev_reward,
+                                    first, task_id, one_hot)
+      core_output, state = self._core_step(core, core_input, first, state)
+      core_outputs.append(core_output)
+      states.append(state)
+    return self._heads(core_outputs, task_id), self._joined(states)
 
   def unroll(self, observation, prev_action, prev_reward, first, task_id,
              core_state: types.CoreState
@@ -209,11 +362,12 @@ class ImpalaNetwork(tf.Module):
       prev_reward: float32 [T, B], unclipped.
       first: bool [T, B]; where True the state is reset before that step.
       task_id: int32 [T, B].
-      core_state: (h, c), each float32 [B, lstm_size], the state before t=0.
+      core_state: (h, c), each float32 [B, state_size], the state before t=0.
 
     Returns:
       (AgentOutput(policy_logits float32 [T, B, A], values float32
-      [T, B, num_tasks]), core_state after step T−1).
+      [T, B, num_tasks]) — DistralOutput with distilled_logits [T, B, A]
+      under Distral —, core_state after step T−1).
 
     Raises:
       ValueError: if an input has the wrong rank or `observation` dtype.
@@ -228,24 +382,32 @@ class ImpalaNetwork(tf.Module):
     flat = tf.reshape(observation, tf.concat(
         [[-1], tf.shape(observation)[2:]], 0))  # [T·B, H, W, C]
     flat.set_shape([None] + observation.shape[2:].as_list())
-    torso_output = self._torso(self._preprocess(flat))  # [T·B, 256]
-    torso_output = tf.reshape(
-        torso_output, tf.concat([t_b, [_HIDDEN_SIZE]], 0))  # [T, B, 256]
-    core_input = self._core_input(torso_output, prev_action, prev_reward,
-                                  first, task_id)  # [T, B, D]
-    num_steps = observation.shape[0]
+    inputs = self._preprocess(flat)
+    core_outputs, states = [], []
+    for torso, core, one_hot, state in self._columns(core_state):
+      torso_output = torso(inputs)  # [T·B, 256]
+      torso_output = tf.reshape(
+          torso_output, tf.concat([t_b, [_HIDDEN_SIZE]], 0))  # [T, B, 256]
+      core_input = self._core_input(torso_output, prev_action, prev_reward,
+                                    first, task_id, one_hot)  # [T, B, D]
+      outputs, state = self._unroll_core(core, core_input, first, state)
+      core_outputs.append(outputs)
+      states.append(state)
+    return self._heads(core_outputs, task_id), self._joined(states)
+
+  def _unroll_core(self, core, core_input, first, core_state):
+    """LSTM over T steps: ([T, B, lstm_size] outputs, final (h, c))."""
+    num_steps = core_input.shape[0]
     if num_steps is not None:
       outputs = []
       for t in range(num_steps):
-        output, core_state = self._core_step(core_input[t], first[t],
+        output, core_state = self._core_step(core, core_input[t], first[t],
                                              core_state)
         outputs.append(output)
-      core_outputs = tf.stack(outputs)  # [T, B, lstm_size]
-    else:
-      def scan_fn(state, inputs):
-        return self._core_step(inputs[0], inputs[1], state)[1]
-      hs, cs = tf.scan(scan_fn, (core_input, first),
-                       initializer=tuple(core_state))  # [T, B, lstm_size] each
-      core_outputs = hs  # the LSTM output is h
-      core_state = (hs[-1], cs[-1])
-    return self._heads(core_outputs), core_state
+      return tf.stack(outputs), core_state  # [T, B, lstm_size]
+
+    def scan_fn(state, inputs):
+      return self._core_step(core, inputs[0], inputs[1], state)[1]
+    hs, cs = tf.scan(scan_fn, (core_input, first),
+                     initializer=tuple(core_state))  # [T, B, lstm_size] each
+    return hs, (hs[-1], cs[-1])  # the LSTM output is h

@@ -95,6 +95,6 @@ class MlpTorso(tf.Module):
 TORSOS = {'deep': DeepTorso, 'shallow': ShallowTorso, 'mlp': MlpTorso}
 
 
-def make_torso(name: str, **kwargs) -> tf.Module:
-  """The torso called `name` ('deep' | 'shallow' | 'mlp')."""
-  return TORSOS[name](**kwargs)
+def make_torso(kind: str, **kwargs) -> tf.Module:
+  """The torso of `kind` ('deep' | 'shallow' | 'mlp'); kwargs go to it."""
+  return TORSOS[kind](**kwargs)

@@ -17,7 +17,8 @@ from typing import Any, Mapping, Tuple
 
 import tensorflow as tf
 
-# LSTM core state: (h, c), each float32 [B, lstm_size].
+# LSTM core state: (h, c), each float32 [B, state_size] (= lstm_size, or
+# 2·lstm_size with a separate Distral π0 column; agent/networks.py).
 CoreState = Tuple[tf.Tensor, tf.Tensor]
 Nest = Any
 Metrics = Mapping[str, tf.Tensor]
@@ -26,6 +27,13 @@ Metrics = Mapping[str, tf.Tensor]
 #   policy_logits: float32 [..., num_actions], target policy π logits.
 #   values: float32 [..., num_tasks], one (normalised under PopArt) value per task.
 AgentOutput = collections.namedtuple('AgentOutput', 'policy_logits values')
+
+# Network output under Distral (Teh et al. 2017; SPEC §6): policy_logits are
+# the task policy π_i's logits (either parameterisation), plus
+#   distilled_logits: float32 [..., num_actions], h0, logits of the distilled
+#                     policy π0 (the same for every task).
+DistralOutput = collections.namedtuple(
+    'DistralOutput', AgentOutput._fields + ('distilled_logits',))
 
 # One time-major batch of unrolls as the learner receives it (T = unroll_length).
 #   observation:      env observation [T+1, B, ...] (Atari: uint8 [T+1, B, 84, 84, 4])
