@@ -66,6 +66,20 @@ def get_config(game: str = 'pong') -> ml_collections.ConfigDict:
   config.learner.popart_scale_lb = 1e-4  # σ bounds
   config.learner.popart_scale_ub = 1e6
 
+  # Distral (Teh et al. 2017; SPEC §6): task policies π_i regularised toward
+  # a distilled policy π0 (multi-task runs; configs/distral_*.py).
+  config.distral = ml_collections.ConfigDict()
+  # 'none' | 'KL_1col' | 'KL_2col' | 'KL+ent_1col' | 'KL+ent_2col'
+  config.distral.variant = 'none'
+  config.distral.kl_cost = 0.01  # c_KL = α/β, weight of log π0 in the reward
+  config.distral.entropy_cost = 0.0  # c_ent (0 for 'KL_*'; > 0 for 'KL+ent_*')
+  # 'shared': h0 reads the task network's torso + LSTM (Atari scale);
+  # 'separate': π0 has its own torso + LSTM column (the paper).
+  config.distral.columns = 'shared'
+  # Transfer: a Distral run's LOGDIR whose π0 (h0 + what it reads) starts
+  # this run's π0 (fresh runs only; task and value heads start anew). '' = none.
+  config.distral.prior_logdir = ''
+
   config.replay = ml_collections.ConfigDict()
   config.replay.queue_capacity = 64  # unrolls; actors block when it is full
   config.replay.max_in_flight_items = 2  # per env stream, bounds actor run-ahead

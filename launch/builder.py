@@ -15,11 +15,13 @@ import reverb
 import tensorflow as tf
 
 from agent import actor as actor_lib
+from agent import distral
 from agent import learner as learner_lib
 from agent import losses
 from agent import networks
 from envs import atari
 from envs import catch
+from envs import distral_gridworld
 from launch import goal_builder
 from replay import datasets
 from replay import episodes
@@ -29,11 +31,54 @@ from replay import writer as writer_lib
 
 
 def games(config: ml_collections.ConfigDict) -> List[str]:
-  """The config's games in task-id order (task i = games[i]).
+  """The config's games (task names) in task-id order (task i = games[i]).
 
-  `config.env.game` is one game or a comma-separated list (multi-task).
+  `config.env.game` is one game or a comma-separated list (multi-task); the
+  Distral grid world's tasks are its goals (`distral_goals`), named
+  'goal_<row>_<column>'.
   """
+  if config.env.name == 'distral_gridworld':
+    return [distral_gridworld.task_name(g) for g in distral_goals(config)]
   return [g.strip() for g in config.env.game.split(',')]
+
+
+def distral_goals(config: ml_collections.ConfigDict):
+  """Goal cells (row, column) of the Distral grid world's tasks, in task order.
+
+  env.goal_set 'train': training goals [env.task_offset, + env.num_tasks);
+  'held_out': the same range of the held-out goals, disjoint from every
+  training goal (transfer runs).
+  """
+  env = config.env
+  count = env.task_offset + env.num_tasks
+  if env.goal_set == 'held_out':
+    return distral_gridworld.held_out_goals(env.size, count)[env.task_offset:]
+  return distral_gridworld.training_goals(env.size, count)[env.task_offset:]
+
+
+DISTRAL_VARIANTS = ('none', 'KL_1col', 'KL_2col', 'KL+ent_1col', 'KL+ent_2col')
+
+
+def distral_parameterization(config: ml_collections.ConfigDict):
+  """'1col' | '2col' of config.distral.variant, or None for 'none'."""
+  variant = config.distral.variant
+  return None if variant == 'none' else variant.rsplit('_', 1)[1]
+
+
+def distral_coefficients(config: ml_collections.ConfigDict):
+  """(α, β) of config.distral's costs (distral.coefficients), or None."""
+  if distral_parameterization(config) is None:
+    return None
+  alpha, beta = distral.coefficients(config.distral.kl_cost,
+                                     config.distral.entropy_cost)
+  return float(alpha), float(beta)
+
+
+def core_state_size(config: ml_collections.ConfigDict) -> int:
+  """Width of each of the LSTM state tensors h, c (networks.state_size)."""
+  separate = (distral_parameterization(config) is not None
+              and config.distral.columns == 'separate')
+  return config.network.lstm_size * (2 if separate else 1)
 
 
 def task_of_environment(config, actor_id: int, env_index: int) -> int:
@@ -53,11 +98,18 @@ def make_environment(config: ml_collections.ConfigDict, seed: int,
   env = config.env
   if env.name == 'catch':
     return catch.make_catch(seed=seed)
+  if env.name == 'distral_gridworld':
+    return distral_gridworld.make_distral_gridworld(
+        size=env.size, goal=distral_goals(config)[task_id], seed=seed,
+        max_steps=env.max_steps)
   return atari.make_atari(
       games(config)[task_id], seed=seed, frame_skip=env.frame_skip,
       sticky_action_prob=env.sticky_action_prob, noop_max=env.noop_max,
       max_episode_frames=env.max_episode_frames,
       full_action_space=env.full_action_space)
+
+
+MULTI_TASK_ENVS = ('atari', 'distral_gridworld')  # task i = games(config)[i]
 
 
 def environment_facts(config: ml_collections.ConfigDict) -> Dict[str, Any]:
@@ -71,7 +123,8 @@ def environment_facts(config: ml_collections.ConfigDict) -> Dict[str, Any]:
         observation_spec=tf.TensorSpec(spec.shape, tf.as_dtype(spec.dtype),
                                        'observation'),
         num_actions=int(env.action_spec().num_values),
-        games=games(config) if config.env.name == 'atari' else [env.game],
+        games=(games(config) if config.env.name in MULTI_TASK_ENVS
+               else [env.game]),
         action_set=env.action_set_name,
         action_meanings=list(env.action_meanings))
   finally:
@@ -82,12 +135,17 @@ def make_network_fn(config: ml_collections.ConfigDict, num_actions: int):
   """A no-argument factory of the config's ImpalaNetwork (for strategy scopes).
 
   One value output per game (task); PopArt normalises them when
-  config.learner.popart.
+  config.learner.popart. Under Distral, π0's head and per-task policy heads
+  (config.distral).
   """
+  alpha, beta = distral_coefficients(config) or (1.0, 1.0)
   return functools.partial(
       networks.ImpalaNetwork, num_actions, num_tasks=len(games(config)),
       torso=config.network.torso, lstm_size=config.network.lstm_size,
-      task_one_hot_input=config.network.task_one_hot_input)
+      task_one_hot_input=config.network.task_one_hot_input,
+      distral_parameterization=distral_parameterization(config),
+      distral_columns=config.distral.columns, distral_alpha=alpha,
+      distral_beta=beta)
 
 
 def make_network(config, facts) -> networks.ImpalaNetwork:
@@ -106,7 +164,7 @@ def make_signature(config, facts):
   """
   step_spec = writer_lib.step_spec(facts['observation_spec'],
                                    facts['num_actions'],
-                                   config.network.lstm_size)
+                                   core_state_size(config))
   return writer_lib.UnrollWriter.signature(step_spec, config.unroll_length)
 
 
@@ -130,7 +188,10 @@ def make_server(config, facts, port=None,
 
 
 def make_loss_fn(config):
-  """impala_loss (or popart_impala_loss) with the config's hyper-parameters."""
+  """impala_loss (or popart_impala_loss) with the config's hyper-parameters.
+
+  With Distral on, the loss composes the Distral component (its α, β).
+  """
   lc = config.learner
   return functools.partial(
       losses.popart_impala_loss if lc.popart else losses.impala_loss,
@@ -139,7 +200,8 @@ def make_loss_fn(config):
       reward_clip=lc.reward_clip if lc.reward_clip > 0 else None,
       clip_rho_threshold=lc.clip_rho_threshold,
       clip_pg_rho_threshold=lc.clip_pg_rho_threshold,
-      clip_c_threshold=lc.clip_c_threshold, lambda_=lc.lambda_)
+      clip_c_threshold=lc.clip_c_threshold, lambda_=lc.lambda_,
+      distral_coefficients=distral_coefficients(config))
 
 
 def agent_steps_per_learner_step(config) -> int:
@@ -209,4 +271,17 @@ def export_metadata(config, facts, learner) -> Dict[str, Any]:
               num_actions=facts['num_actions'], num_tasks=len(facts['games']),
               frames_trained=learner.frames,
               agent_steps_trained=learner.agent_steps,
-              frame_skip=config.env.frame_skip)
+              frame_skip=config.env.frame_skip,
+              **distral_metadata(config),
+              **({'max_episode_steps': config.env.max_steps}
+                 if config.env.name == 'distral_gridworld' else {}))
+
+
+def distral_metadata(config) -> Dict[str, Any]:
+  """Export metadata of Distral: its variant, column layout, α and β."""
+  coefficients = distral_coefficients(config)
+  if coefficients is None:
+    return {}
+  return dict(distral_variant=config.distral.variant,
+              distral_columns=config.distral.columns,
+              distral_alpha=coefficients[0], distral_beta=coefficients[1])

@@ -13,6 +13,8 @@ g as task `task_id` = i where the policy's metadata games[i] == g.
   python -m launch.evaluate --policy=logs/atari57/policy --games=all57 \
       --episodes=3
   python -m launch.evaluate --policy=logs/mt/policy --games=pong,breakout
+  python -m launch.evaluate --policy=logs/distral/policy --distilled \
+      --games=goal_7_2          # Distral's π0 on a held-out grid-world goal
 
 --game (default: the policy's first game) prints each episode and a one-row
 table and writes DIR/eval_<game>.json next to the policy directory DIR/policy.
@@ -23,6 +25,12 @@ defined for Catch), and writes DIR/eval_<g1-g2|all57|multi>.json plus a bar
 chart of per-game HNS with the same base name (.png). Every requested game is
 checked (name, trained on by the policy, environment fits the policy) before
 any episode is played.
+
+Distral policies: --distilled plays the distilled policy π0
+(`policy.distilled_step`, SPEC §6) instead of each task's π_i; π0 ignores the
+task, so with --distilled a game need not be one the policy was trained on
+(it plays as task 0, which only selects the reported value). Distral grid
+world tasks are named 'goal_<row>_<column>' (envs/distral_gridworld.py).
 
 Actions are sampled from the policy's logits with a NumPy generator seeded by
 --seed, afresh for each game (the SavedModel's own `action` output is not
@@ -43,6 +51,7 @@ import tensorflow as tf
 
 from envs import atari
 from envs import catch
+from envs import distral_gridworld
 from envs import scores
 from launch import eval_report
 
@@ -57,6 +66,9 @@ _GAMES = flags.DEFINE_list(
     "(task i = the policy's games[i]), or 'all57'. Excludes --game.")
 _EPISODES = flags.DEFINE_integer('episodes', 10, 'Episodes to play per game.',
                                  lower_bound=1)
+_DISTILLED = flags.DEFINE_bool(
+    'distilled', False, "Play a Distral policy's distilled policy π0 "
+    '(policy.distilled_step) instead of its task policies.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Environment and action-sampling seed.',
                              lower_bound=0)
 _OUTPUT = flags.DEFINE_string(
@@ -73,7 +85,14 @@ _MAX_NAMED_GAMES = 3  # More games than this: default output eval_multi.json.
 
 
 def _canonical(game: str) -> str:
-  return 'catch' if game.lower() == 'catch' else scores.validate_game(game)
+  if game.lower() == 'catch' or distral_gridworld.goal_of_task(game):
+    return game.lower()
+  return scores.validate_game(game)
+
+
+def _has_hns(game: str) -> bool:
+  """Only Atari games have human/random reference scores."""
+  return game != 'catch' and distral_gridworld.goal_of_task(game) is None
 
 
 def resolve_games(game: Optional[str], games: Optional[Sequence[str]]
@@ -127,14 +146,19 @@ def load_policy(policy_dir: str) -> Tuple[Any, Dict[str, Any]]:
 
 
 def task_ids(meta: Dict[str, Any], games: Sequence[str],
-             flag: str = '--games') -> List[int]:
+             flag: str = '--games', distilled: bool = False) -> List[int]:
   """Task id (index among the policy's games) of each canonical game name.
+
+  With `distilled` (π0 ignores the task), a game the policy was not trained
+  on plays as task 0.
 
   Raises:
     ValueError: naming every game the policy was not trained on, and the
       policy's games (also for a single-task policy).
   """
   trained = [_canonical(g) for g in meta['games']]
+  if distilled:
+    return [trained.index(g) if g in trained else 0 for g in games]
   missing = [g for g in games if g not in trained]
   if missing:
     value = ','.join(missing)
@@ -157,8 +181,13 @@ def make_env(game: str, meta: Dict[str, Any], seed: int,
     ValueError: if the environment does not fit the policy, or the cap is
       below the frame skip.
   """
+  goal = distral_gridworld.goal_of_task(game)
   if game == 'catch':
     env = catch.make_catch(seed=seed)
+  elif goal is not None:
+    env = distral_gridworld.make_distral_gridworld(
+        size=int(meta['observation_shape'][0]), goal=goal, seed=seed,
+        max_steps=int(meta.get('max_episode_steps', 50)))
   else:
     kwargs = {}
     if 'frame_skip' in meta:
@@ -191,9 +220,11 @@ def _close(env) -> None:
     close()
 
 
-def play_episode(policy, env, task_id: int, rng: np.random.Generator
-                 ) -> Dict[str, float]:
+def play_episode(policy, env, task_id: int, rng: np.random.Generator,
+                 distilled: bool = False) -> Dict[str, float]:
   """Plays one episode (batch 1) as task `task_id`, LSTM state carried.
+
+  With `distilled`, acts with a Distral policy's π0 (`distilled_step`).
 
   Returns:
     dict: episode_return (undiscounted, unclipped), agent_steps, frames (raw
@@ -205,8 +236,9 @@ def play_episode(policy, env, task_id: int, rng: np.random.Generator
   state = policy.initial_state(1)
   prev_action, prev_reward, first = 0, 0.0, True
   episode_return, steps, value_sum = 0.0, 0, 0.0
+  step = policy.distilled_step if distilled else policy.step
   while not timestep.last():
-    out = policy.step(
+    out = step(
         observation=np.asarray(timestep.observation)[None],
         prev_action=np.array([prev_action], np.int32),
         prev_reward=np.array([prev_reward], np.float32),
@@ -229,8 +261,8 @@ def play_episode(policy, env, task_id: int, rng: np.random.Generator
 
 
 def evaluate(policy, meta: Dict[str, Any], game: str, task_id: int, env,
-             episodes: int, seed: int, max_episode_frames: int
-             ) -> Dict[str, Any]:
+             episodes: int, seed: int, max_episode_frames: int,
+             distilled: bool = False) -> Dict[str, Any]:
   """Plays `episodes` episodes of `game` as `task_id`, printing each.
 
   Returns:
@@ -242,7 +274,7 @@ def evaluate(policy, meta: Dict[str, Any], game: str, task_id: int, env,
   rng = np.random.default_rng(seed)
   results: List[Dict[str, float]] = []
   for i in range(episodes):
-    result = play_episode(policy, env, task_id, rng)
+    result = play_episode(policy, env, task_id, rng, distilled)
     results.append(result)
     print(f'{game} episode {i + 1}/{episodes}: return '
           f'{result["episode_return"]:g}, length {result["agent_steps"]} agent '
@@ -260,17 +292,17 @@ def evaluate(policy, meta: Dict[str, Any], game: str, task_id: int, env,
       std_return=float(np.std(returns)), mean_agent_steps=float(np.mean(steps)),
       mean_value=float(np.dot([r['mean_value'] for r in results], steps)
                        / max(sum(steps), 1)),
-      human_normalized_score=(None if game == 'catch' else
-                              scores.human_normalized_score(game, mean_return)),
-      action_set=meta['action_set'],
-      max_episode_frames=None if game == 'catch' else max_episode_frames,
+      human_normalized_score=(scores.human_normalized_score(game, mean_return)
+                              if _has_hns(game) else None),
+      action_set=meta['action_set'], distilled=distilled,
+      max_episode_frames=max_episode_frames if _has_hns(game) else None,
       policy_frames_trained=meta.get('frames_trained'),
       policy_agent_steps_trained=meta.get('agent_steps_trained'))
 
 
 def evaluate_games(policy, meta: Dict[str, Any], games: Sequence[str],
-                   episodes: int, seed: int, max_episode_frames: int
-                   ) -> Dict[str, Any]:
+                   episodes: int, seed: int, max_episode_frames: int,
+                   distilled: bool = False) -> Dict[str, Any]:
   """Plays each of `games` (canonical names) as its task, `episodes` each.
 
   Every game is checked (trained on, environment fits) before any is played.
@@ -283,7 +315,10 @@ def evaluate_games(policy, meta: Dict[str, Any], games: Sequence[str],
   Raises:
     ValueError: as `task_ids` and `make_env`.
   """
-  ids = task_ids(meta, games)
+  if distilled and not hasattr(policy, 'distilled_step'):
+    raise ValueError('--distilled needs a Distral policy (with '
+                     'distilled_step); this one was trained without Distral.')
+  ids = task_ids(meta, games, distilled=distilled)
   logging.info('Checking %d environments against the policy...', len(games))
   for game in games:
     _close(make_env(game, meta, seed, max_episode_frames))
@@ -295,7 +330,7 @@ def evaluate_games(policy, meta: Dict[str, Any], games: Sequence[str],
     env = make_env(game, meta, seed, max_episode_frames)
     try:
       results.append(evaluate(policy, meta, game, task_id, env, episodes, seed,
-                              max_episode_frames))
+                              max_episode_frames, distilled))
     finally:
       _close(env)
     logging.info('Game %d/%d: %s mean return %g in %.0f s.', n + 1,
@@ -331,9 +366,9 @@ def main(argv):
     policy, meta = load_policy(policy_dir)
     if _GAMES.value is None:  # --game or the default: one game, flat JSON
       games = games or [_canonical(meta['games'][0])]
-      task_ids(meta, games, flag='--game')
+      task_ids(meta, games, flag='--game', distilled=_DISTILLED.value)
     report = evaluate_games(policy, meta, games, _EPISODES.value, _SEED.value,
-                            _MAX_EPISODE_FRAMES.value)
+                            _MAX_EPISODE_FRAMES.value, _DISTILLED.value)
   except ValueError as e:
     raise SystemExit(f'launch.evaluate: error: {e}') from e
   report['policy'] = os.path.abspath(policy_dir)

@@ -94,6 +94,26 @@ def export_policy(config, facts, learner, logdir) -> str:
   return path
 
 
+def warm_start_distilled_policy(learner, prior_logdir: str) -> str:
+  """Starts the learner's π0 from the latest checkpoint of a Distral run.
+
+  Returns the checkpoint path. Raises ValueError if there is none or its π0
+  does not fit this network (another torso, LSTM size or action set).
+  """
+  path = tf.train.latest_checkpoint(os.path.join(prior_logdir, 'checkpoints'))
+  if path is None:
+    raise ValueError(f'config.distral.prior_logdir={prior_logdir!r} holds no '
+                     'checkpoint (expected a Distral run directory).')
+  try:
+    learner.network.distilled_policy_checkpoint().read(
+        path).assert_existing_objects_matched().expect_partial()
+  except (AssertionError, ValueError, tf.errors.OpError) as e:
+    raise ValueError(f'config.distral.prior_logdir: cannot take π0 from {path} '
+                     f'({e}).') from None
+  logging.info('Distilled policy π0 warm-started from %s.', path)
+  return path
+
+
 def run(config, *, facts, strategy: tf.distribute.Strategy, logdir: str,
         server_address: str, stop: threading.Event,
         supervisor=None) -> bool:
@@ -111,6 +131,8 @@ def run(config, *, facts, strategy: tf.distribute.Strategy, logdir: str,
   learner = builder.make_learner(config, facts, strategy, server_address,
                                  os.path.join(logdir, 'checkpoints'))
   resumed = learner.restore()
+  if not resumed and config.distral.prior_logdir:
+    warm_start_distilled_policy(learner, config.distral.prior_logdir)
   logging.info('%s at %d frames / %d learner steps.',
                'Resuming' if resumed else 'Starting', learner.frames,
                learner.learner_steps)
@@ -151,9 +173,10 @@ def run(config, *, facts, strategy: tf.distribute.Strategy, logdir: str,
           supervisor.poll(stopping=stop.is_set())
         if time.time() - last_progress >= config.logging.progress_every_secs:
           last_progress = time.time()
-          _report(client, learner, thread, episode_log, progress, supervisor,
-                  facts)
-      _report(client, learner, thread, episode_log, progress, supervisor, facts)
+          _report(config, client, learner, thread, episode_log, progress,
+                  supervisor, facts)
+      _report(config, client, learner, thread, episode_log, progress,
+              supervisor, facts)
   except KeyboardInterrupt:
     stop.set()
   finally:
@@ -180,7 +203,9 @@ def run(config, *, facts, strategy: tf.distribute.Strategy, logdir: str,
         monitoring.plot_learning_curve(
             episode_log.path, os.path.join(logdir, 'learning_curve.png'),
             title=f"{', '.join(facts['games'])}: IMPALA"
-                  + (' + PopArt' if config.learner.popart else ''))))
+                  + (' + PopArt' if config.learner.popart else '')
+                  + (f' + Distral {config.distral.variant}'
+                     if builder.distral_coefficients(config) else ''))))
     if png:
       logging.info('Learning curve: %s (episodes: %s)', png, episode_log.path)
   if thread.error is not None:
@@ -206,7 +231,8 @@ def _safe(fn):
     return f'(unavailable: {e})'
 
 
-def _report(client, learner, thread, episode_log, progress, supervisor, facts):
+def _report(config, client, learner, thread, episode_log, progress,
+            supervisor, facts):
   frames = learner.frames
   try:
     records = episodes.drain_episodes(client, timeout_secs=5)
@@ -214,12 +240,17 @@ def _report(client, learner, thread, episode_log, progress, supervisor, facts):
     logging.warning('Cannot read episode statistics from Reverb: %s', e)
     records = []
   episode_log.add(records, frames)
-  monitoring.write_metrics(thread.metrics, frames)
+  metrics = dict(thread.metrics)
+  monitoring.write_metrics(metrics, frames, facts['games'])
+  coefficients = builder.distral_coefficients(config)
+  if coefficients is not None:
+    monitoring.write_distral_coefficients(*coefficients, frames)
   statistics = learner.popart_statistics()
   if statistics is not None:
     monitoring.write_popart(statistics, facts['games'], frames)
-  extra = (f' | actors {supervisor.alive()}/{supervisor.num_actors}'
-           if supervisor is not None else '')
+  extra = monitoring.learner_summary(metrics) + (
+      f' | actors {supervisor.alive()}/{supervisor.num_actors}'
+      if supervisor is not None else '')
   logging.info(progress.line(frames, learner.learner_steps,
                              episode_log.mean_recent_return(),
                              len(episode_log.recent_returns), extra))

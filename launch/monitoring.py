@@ -14,6 +14,7 @@ Units: `frames` are raw environment frames (agent steps × frame_skip).
 import collections
 import csv
 import os
+import re
 import threading
 import time
 from typing import Callable, Dict, Optional, Sequence, Tuple
@@ -195,11 +196,46 @@ def _duration(seconds: float) -> str:
   return (f'{d}d ' if d else '') + f'{h:02d}:{m:02d}:{s:02d}'
 
 
-def write_metrics(metrics: Dict[str, float], frames: int) -> None:
+def write_metrics(metrics: Dict[str, float], frames: int,
+                  games: Sequence[str] = ()) -> None:
   """Learner metrics (losses, entropy, learning rate, ...) as TensorBoard
-  scalars 'learner/<name>' at step `frames` (raw frames)."""
+  scalars 'learner/<name>' at step `frames` (raw frames).
+
+  Per-task metrics 'distral/task_<i>/<x>' are written as 'distral/<game>/<x>'
+  with game = games[i] (Distral's KL(π_i‖π0), H(π_i), H(π0) per task).
+  """
   for name, value in metrics.items():
-    tf.summary.scalar(f'learner/{name}', value, frames)
+    match = _TASK_METRIC.fullmatch(name)
+    if match and int(match.group(1)) < len(games):
+      tf.summary.scalar(f'distral/{games[int(match.group(1))]}/{match.group(2)}',
+                        value, frames)
+    else:
+      tf.summary.scalar(f'learner/{name}', value, frames)
+
+
+_TASK_METRIC = re.compile(r'distral/task_(\d+)/(.+)')
+
+
+def write_distral_coefficients(alpha: float, beta: float, frames: int) -> None:
+  """Distral's α and β as 'distral/alpha' and 'distral/beta' (constants)."""
+  tf.summary.scalar('distral/alpha', alpha, frames)
+  tf.summary.scalar('distral/beta', beta, frames)
+
+
+def learner_summary(metrics: Dict[str, float]) -> str:
+  """' | entropy H | grad_norm G [| KL K]' of the latest learner step.
+
+  The entropy of π (nats per step; ln A is uniform) and the pre-clip global
+  gradient norm show a stuck run in its first minutes; under Distral the mean
+  KL(π_i‖π0) too. Empty before the first step.
+  """
+  parts = []
+  for key, label, fmt in (('entropy', 'entropy', '.3f'),
+                          ('grad_norm', 'grad_norm', '.3g'),
+                          ('distral/kl', 'KL(π_i‖π0)', '.4f')):
+    if key in metrics:
+      parts.append(f'{label} {metrics[key]:{fmt}}')
+  return ''.join(f' | {p}' for p in parts)
 
 
 def plot_learning_curve(csv_path: str, png_path: str,

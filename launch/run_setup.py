@@ -32,7 +32,9 @@ def validate_and_describe(config: ml_collections.ConfigDict,
 # run must keep them.
 RESUME_FIXED_FIELDS = ('env.name', 'env.game', 'env.full_action_space',
                        'env.frame_skip', 'network.torso', 'network.lstm_size',
-                       'network.task_one_hot_input', 'learner.popart')
+                       'network.task_one_hot_input', 'learner.popart',
+                       'distral.variant', 'distral.columns', 'env.num_tasks',
+                       'env.goal_set')
 # Runs with HER replay also restore their Reverb tables (signatures, sizes)
 # from LOGDIR/reverb, so the fields that shape those tables are fixed too.
 REPLAY_RESUME_FIXED_FIELDS = ('unroll_length', 'env.num_bits', 'env.size',

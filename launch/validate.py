@@ -5,16 +5,21 @@ checkpoint directory or subprocess exists. Every error is a ValueError that
 names the config field, the allowed values and the received value.
 """
 
+import math
 import numbers
+import os
 
 import ml_collections
 
+from agent import networks
 from envs import atari
+from launch import builder
 from launch import goal_builder
 from replay import her
 
-ENV_NAMES = ('atari', 'catch') + goal_builder.GOAL_ENV_NAMES
+ENV_NAMES = ('atari', 'catch', 'distral_gridworld') + goal_builder.GOAL_ENV_NAMES
 TORSOS = ('deep', 'shallow', 'mlp')
+GOAL_SETS = ('train', 'held_out')  # Distral grid world goals
 
 
 def _fail(field, allowed, value):
@@ -31,6 +36,8 @@ def _number(config, field, low, high, allowed, low_open=False):
   value = _get(config, field)
   if isinstance(value, bool) or not isinstance(value, numbers.Real):
     _fail(field, allowed, value)
+  if not math.isfinite(value):  # NaN and ±inf pass every comparison below
+    _fail(field, f'{allowed} (a finite number)', value)
   if value < low or value > high or (low_open and value == low):
     _fail(field, allowed, value)
 
@@ -95,7 +102,9 @@ def validate_config(config: ml_collections.ConfigDict, *,
                 'batch_size', 'total_frames', 'replay.queue_capacity',
                 'replay.max_in_flight_items', 'logging.recent_episodes'):
     _positive_int(config, field)
-  num_games = len(config.env.game.split(',')) if config.env.name == 'atari' else 1
+  if config.env.name == 'distral_gridworld':
+    _validate_distral_gridworld(config)
+  num_games = len(builder.games(config))
   if num_games > config.num_actors * config.num_envs_per_actor:
     _fail('num_actors',
           f'such that num_actors × num_envs_per_actor >= the {num_games} games '
@@ -142,6 +151,71 @@ def validate_config(config: ml_collections.ConfigDict, *,
   for field in ('progress_every_secs', 'checkpoint_every_secs', 'stall_warning_secs'):
     _number(config, 'logging.' + field, 0.0, float('inf'), '> 0 seconds', low_open=True)
   _validate_goal_and_replay(config, num_replicas)
+  _validate_distral(config, num_games)
+
+
+def _validate_distral_gridworld(config):
+  """The Distral grid world's board, tasks and episode cap (envs/)."""
+  size = config.env.size
+  if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 5:
+    _fail('env.size', 'an integer >= 5', size)
+  _positive_int(config, 'env.num_tasks')
+  offset = config.env.task_offset
+  if isinstance(offset, bool) or not isinstance(offset, numbers.Integral) or offset < 0:
+    _fail('env.task_offset', 'a non-negative integer', offset)
+  _positive_int(config, 'env.max_steps')
+  if config.env.goal_set not in GOAL_SETS:
+    _fail('env.goal_set', f'one of {GOAL_SETS}', config.env.goal_set)
+  try:
+    builder.distral_goals(config)
+  except ValueError as e:
+    raise ValueError(f'config.env.num_tasks: {e}') from None
+  if config.env.frame_skip != 1:
+    _fail('env.frame_skip', '1 for the grid world', config.env.frame_skip)
+
+
+def _validate_distral(config, num_tasks):
+  """Distral's variant, costs and the settings it cannot combine with (§6)."""
+  variant = config.distral.variant
+  if variant not in builder.DISTRAL_VARIANTS:
+    _fail('distral.variant', f'one of {builder.DISTRAL_VARIANTS}', variant)
+  if config.distral.columns not in networks.DISTRAL_COLUMNS:
+    _fail('distral.columns', f'one of {networks.DISTRAL_COLUMNS}',
+          config.distral.columns)
+  for field in ('kl_cost', 'entropy_cost'):
+    _number(config, 'distral.' + field, 0.0, float('inf'), 'a finite number >= 0')
+  prior = config.distral.prior_logdir
+  if not isinstance(prior, str):
+    _fail('distral.prior_logdir', "a run directory or '' (none)", prior)
+  if variant == 'none':
+    if prior:
+      _fail('distral.prior_logdir', "'' when distral.variant is 'none'", prior)
+    return
+  if prior and not os.path.isfile(os.path.join(prior, 'checkpoints',
+                                               'checkpoint')):
+    _fail('distral.prior_logdir', "'' or the LOGDIR of a Distral run with "
+          'checkpoints', prior)
+  kl_cost, entropy_cost = config.distral.kl_cost, config.distral.entropy_cost
+  if kl_cost == 0:
+    _fail('distral.kl_cost', f'> 0 under distral.variant={variant!r} (c_KL = 0 '
+          "leaves no KL to π0; use variant 'none' and learner.entropy_cost)",
+          kl_cost)
+  if variant.startswith('KL_') and entropy_cost != 0:
+    _fail('distral.entropy_cost', f'0 for {variant!r} (the KL variants have '
+          "α = 1; use 'KL+ent_*' for an entropy term)", entropy_cost)
+  if variant.startswith('KL+ent') and entropy_cost == 0:
+    _fail('distral.entropy_cost', f'> 0 for {variant!r} (the paper uses '
+          "c_ent = c_KL, α = 0.5; use 'KL_*' for c_ent = 0)", entropy_cost)
+  if num_tasks < 2:
+    _fail('distral.variant', "'none' with a single task (Distral shares "
+          'behaviour between >= 2 tasks; list several games or tasks)', variant)
+  if config.replay.replay_proportion > 0:
+    _fail('distral.variant', "'none' when replay.replay_proportion > 0 (HER "
+          'replay items with Distral are not supported)', variant)
+  if config.distral.columns == 'shared' and config.network.task_one_hot_input:
+    _fail('network.task_one_hot_input', "False with distral.columns='shared' "
+          '(π0 reads the shared LSTM and must not see the task; the task heads '
+          "select by task_id), or use distral.columns='separate'", True)
 
 
 def _validate_goal_and_replay(config, num_replicas):
