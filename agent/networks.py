@@ -64,6 +64,12 @@ class ImpalaNetwork(tf.Module):
   `policy_logits` are the logits of the task policy π_i:
     '2col': π_i = softmax(α log π0 + β f_i)  (distral.two_column_logits);
     '1col': π_i = softmax(task logits of head i).
+  In the 2-column form head i outputs β·f_i (so f_i = output / β): the same
+  family of policies, but RMSProp's per-parameter steps then move the logits
+  at a rate independent of β. A head that output f_i itself would receive
+  β-times larger gradients and move π_i β times faster (with β = 50 one step
+  took H(π_i) from ln 4 to 0.42, and its gradient dominated the global-norm
+  clip, shrinking every other update).
   π0 either reads the task column's LSTM output ('shared': the practical
   choice at Atari scale) or has a column of its own ('separate': own torso and
   LSTM, as in the paper, never fed the task one-hot). With a separate column
@@ -98,9 +104,10 @@ class ImpalaNetwork(tf.Module):
         parameterisation (distral.coefficients); unused otherwise.
       name: module name.
 
-    Initialisation under Distral: h0 and the task heads (f_i or the 1-column
-    logits) start with zero kernels and biases, so π0 and every π_i start
-    exactly uniform for any β (β·f_i = 0), and RMSProp moves them from there.
+    Initialisation under Distral: h0 and the task heads (β·f_i or the
+    1-column logits) start with zero kernels and biases, so π0 and every π_i
+    start exactly uniform for any β (β·f_i = 0), and RMSProp moves them from
+    there at a β-independent rate (class docstring).
 
     Raises:
       ValueError: on a non-positive size, an unknown torso, parameterisation
@@ -301,8 +308,10 @@ class ImpalaNetwork(tf.Module):
                             batch_dims=rank)  # [..., A] head of each row's task
     distilled_logits = self.distilled_head(core_outputs[-1])  # [..., A] h0
     if self.distral_parameterization == '2col':
+      # The head outputs β·f_i, so f_i = head / β (docstring: β-free steps).
       policy_logits = distral.two_column_logits(
-          distilled_logits, task_logits, self.distral_alpha, self.distral_beta)
+          distilled_logits, task_logits / self.distral_beta, self.distral_alpha,
+          self.distral_beta)
     else:
       policy_logits = task_logits
     return types.DistralOutput(policy_logits=policy_logits, values=values,

@@ -36,20 +36,21 @@ def multitask_unroll(seed=0, batch_size=B, state_size=LSTM):
           np.float32) for _ in range(2)))
 
 
-def make_network_fn(parameterization='2col', columns='shared', **kwargs):
+def make_network_fn(parameterization='2col', columns='shared', beta=BETA,
+                    **kwargs):
   return functools.partial(
       networks.ImpalaNetwork, A, num_tasks=K, torso='deep', lstm_size=LSTM,
       distral_parameterization=parameterization, distral_columns=columns,
-      distral_alpha=ALPHA, distral_beta=BETA, **kwargs)
+      distral_alpha=ALPHA, distral_beta=beta, **kwargs)
 
 
 def make_learner(strategy, parameterization='2col', columns='shared',
-                 loss_fn=None, **kwargs):
+                 loss_fn=None, beta=BETA, **kwargs):
   loss_fn = loss_fn or functools.partial(
       losses.impala_loss, reward_clip=1.0,
-      distral_coefficients=(ALPHA, BETA))
+      distral_coefficients=(ALPHA, beta))
   return learner_lib.Learner(
-      make_network=make_network_fn(parameterization, columns),
+      make_network=make_network_fn(parameterization, columns, beta),
       observation_spec=OBS_SPEC, dataset_fn=None, loss_fn=loss_fn,
       strategy=strategy, agent_steps_per_step=T * B, frame_skip=4,
       total_frames=10**7, **kwargs)
@@ -289,6 +290,24 @@ class DistralLearnerTest(tf.test.TestCase, parameterized.TestCase):
     _, grads_off, _ = gradients(data, state, distral_on=False)
     self.assertGreater(max(np.abs(g - g_off).max()
                            for g, g_off in zip(grads, grads_off)), 1e-3)
+
+  def test_two_column_steps_do_not_scale_with_beta(self):
+    """The 2-column head outputs β·f_i: from the zero start, a few RMSProp
+    steps leave π_i near uniform and the gradient norm independent of β
+    (a head emitting f_i would get β-times larger gradients)."""
+    batch = next(iter(tf.data.Dataset.from_tensors(multitask_unroll(seed=16))))
+    norms, entropies = {}, {}
+    for beta in (10.0, 1000.0):
+      learner = make_learner(tf.distribute.get_strategy(), '2col', beta=beta,
+                             learning_rate=1e-3)
+      metrics = [learner.step_on(batch) for _ in range(3)]
+      norms[beta] = metrics[0]['grad_norm']
+      entropies[beta] = metrics[-1]['entropy']
+    # The costs differ (α/β weighs distillation and log π0), so the norms are
+    # not equal; with f_i as the head's output the ratio is about 100.
+    self.assertLess(norms[1000.0], 4.0 * norms[10.0], msg=str(norms))
+    for beta, entropy in entropies.items():
+      self.assertGreater(entropy, 0.9 * np.log(A), msg=f'β={beta}: {entropy}')
 
   def test_checkpoint_restores_pi0_and_warm_start_reads_only_pi0(self):
     directory = os.path.join(self.get_temp_dir(), "distral_ckpt")
