@@ -5,6 +5,13 @@ turns the rewards into Distral's regularised rewards and returns the
 per-step distillation term and diagnostics; `metrics` summarises them. The
 formulas are those of agent/distral.py; this module only arranges them over
 a time-major batch of unrolls [T, B]. No variables, flags or I/O.
+
+Gradients: the regularised rewards carry none; the distillation term has a
+stop-gradient on π_i, so it reaches π0's parameters only: h0 and what h0
+reads — π0's own column ('separate'), or the shared torso and LSTM
+('shared', where it also shapes the features the task heads read; it never
+reaches a task head). 'distral/mean_regularizer' is in reward units (σ_i-
+scaled under PopArt).
 """
 
 from typing import Dict

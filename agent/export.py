@@ -32,7 +32,9 @@ Signatures (`saved_model_cli show --dir PATH --all`):
 
 Metadata, as non-trainable variables of the loaded object (`.numpy()`):
   games (string [G]), action_set ('minimal' | 'full'), action_meanings
-  (string [A] or [0]), num_actions, num_tasks, lstm_size, frames_trained (raw
+  (string [A] or [0]), num_actions, num_tasks, lstm_size, state_size (width
+  of state_h/state_c: lstm_size, or 2·lstm_size with a separate Distral π0
+  column), frames_trained (raw
   frames), agent_steps_trained (agent steps), observation_shape (int64 [rank]),
   observation_dtype (string), frame_skip (raw frames per agent step; only if
   given), popart_mu/popart_sigma (float32 [num_tasks]; only with PopArt, the
@@ -106,7 +108,8 @@ def _check_metadata(metadata: Mapping[str, Any], network, obs_spec
   meta.update(
       games=list(games), action_meanings=[str(m) for m in meanings],
       num_actions=network.num_actions, num_tasks=network.num_tasks,
-      lstm_size=network.lstm_size, torso=network.torso_name,
+      lstm_size=network.lstm_size, state_size=network.state_size,
+      torso=network.torso_name,
       frames_trained=int(meta.get('frames_trained', 0)),
       agent_steps_trained=int(meta.get('agent_steps_trained', 0)),
       observation_shape=obs_spec.shape[1:].as_list(),
@@ -141,7 +144,7 @@ class _Policy(tf.Module):
                'distral_variant', 'distral_columns')
     floats = ('distral_alpha', 'distral_beta')
     for key in ('games', 'action_set', 'action_meanings', 'num_actions',
-                'num_tasks', 'lstm_size', 'frames_trained',
+                'num_tasks', 'lstm_size', 'state_size', 'frames_trained',
                 'agent_steps_trained', 'observation_shape', 'observation_dtype',
                 'frame_skip') + strings[4:] + floats:
       if key in meta:

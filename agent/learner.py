@@ -286,7 +286,8 @@ class Learner:
 
     Grouped means: 'G/count' and 'G/X_sum' (e.g. Distral's per-task
     'distral/task_<i>/kl_sum') are summed across replicas and returned as
-    'G/X' = sum / max(count, 1), exact whatever each replica's share.
+    'G/X' = sum / count, exact whatever each replica's share (NaN when the
+    batch holds no step of the group, e.g. a task absent from the batch).
     """
     sum_, mean = tf.distribute.ReduceOp.SUM, tf.distribute.ReduceOp.MEAN
     summed = lambda k: k.endswith(('loss', '_sum', '/count'))
@@ -298,7 +299,9 @@ class Learner:
       group = key.rsplit('/', 1)[0]
       count = reduced.get(f'{group}/count')
       if count is not None:
-        reduced[key[:-len('_sum')]] = reduced.pop(key) / tf.maximum(count, 1.0)
+        total = reduced.pop(key)
+        reduced[key[:-len('_sum')]] = tf.where(
+            count > 0, total / tf.maximum(count, 1.0), float('nan'))
     for key in [k for k in reduced if k.endswith('/count')]:
       del reduced[key]
     return reduced

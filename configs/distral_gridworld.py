@@ -14,9 +14,11 @@ policy head for all tasks, which knows the task through the task one-hot
 LSTM input), optionally followed by ':separate' for a π0 column of its own.
 Costs: c_KL = 0.01 and, for 'KL+ent', c_ent = c_KL (the paper's α = 0.5), so
 α = 0.5, β = 50 (KL+ent) or α = 1, β = 100 (KL). IMPALA's own entropy bonus
-(learner.entropy_cost) is 0 under Distral: the regularised reward's
-−(1/β) log π_i term already is an entropy bonus of weight c_KL + c_ent, and
-counting both would regularise twice; the baseline keeps 0.01.
+(learner.entropy_cost) is 0 under Distral: the regularised reward
+c_KL log π0 − (c_KL + c_ent) log π_i already holds the entropy term c_ent·H
+(KL+ent) or none at all (KL: pure KL(π_i‖π0), no net entropy bonus, as in
+the paper), and an extra bonus would change the variant being compared; the
+baseline keeps 0.01.
 
   python -m launch.train --config=configs/distral_gridworld.py --logdir=logs/distral
   python -m launch.train --config=configs/distral_gridworld.py:KL_1col --logdir=...

@@ -207,6 +207,8 @@ def write_metrics(metrics: Dict[str, float], frames: int,
   for name, value in metrics.items():
     match = _TASK_METRIC.fullmatch(name)
     if match and int(match.group(1)) < len(games):
+      if not np.isfinite(value):
+        continue  # the task had no step in this batch
       tf.summary.scalar(f'distral/{games[int(match.group(1))]}/{match.group(2)}',
                         value, frames)
     else:

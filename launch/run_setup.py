@@ -33,8 +33,13 @@ def validate_and_describe(config: ml_collections.ConfigDict,
 RESUME_FIXED_FIELDS = ('env.name', 'env.game', 'env.full_action_space',
                        'env.frame_skip', 'network.torso', 'network.lstm_size',
                        'network.task_one_hot_input', 'learner.popart',
-                       'distral.variant', 'distral.columns', 'env.num_tasks',
-                       'env.goal_set')
+                       'distral.variant', 'distral.columns', 'distral.kl_cost',
+                       'distral.entropy_cost', 'env.num_tasks',
+                       'env.task_offset', 'env.goal_set', 'env.size')
+# Values of fields that older runs' config.json lack (they predate the field):
+# a run recorded before Distral existed ran with Distral off.
+RESUME_DEFAULTS = {'distral.variant': 'none', 'distral.columns': 'shared'}
+_DISTRAL_COSTS = ('distral.kl_cost', 'distral.entropy_cost')  # off: free
 # Runs with HER replay also restore their Reverb tables (signatures, sizes)
 # from LOGDIR/reverb, so the fields that shape those tables are fixed too.
 REPLAY_RESUME_FIXED_FIELDS = ('unroll_length', 'env.num_bits', 'env.size',
@@ -78,11 +83,15 @@ def check_logdir(logdir: str, config: ml_collections.ConfigDict) -> None:
   fields = RESUME_FIXED_FIELDS
   if _get_or_none(old, 'replay.replay_proportion'):
     fields += REPLAY_RESUME_FIXED_FIELDS
+  if _get_or_none(new, 'distral.variant') in (None, 'none'):
+    fields = tuple(f for f in fields if f not in _DISTRAL_COSTS)
   for field in fields:
     try:
       before = _field(old, field)
     except KeyError:
-      continue
+      if field not in RESUME_DEFAULTS:
+        continue
+      before = RESUME_DEFAULTS[field]
     if before != _field(new, field):
       raise ValueError(
           f'--logdir {logdir} holds a run with config.{field}={before!r}, but '

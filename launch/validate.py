@@ -5,6 +5,7 @@ checkpoint directory or subprocess exists. Every error is a ValueError that
 names the config field, the allowed values and the received value.
 """
 
+import json
 import math
 import numbers
 import os
@@ -174,6 +175,40 @@ def _validate_distral_gridworld(config):
     _fail('env.frame_skip', '1 for the grid world', config.env.frame_skip)
 
 
+# Fields a warm-start prior run must share with this one: π0's parameters
+# (h0 and the torso/LSTM it reads) have their shapes and meaning from them.
+PRIOR_FIXED_FIELDS = ('distral.columns', 'network.torso', 'network.lstm_size',
+                      'env.name', 'env.full_action_space', 'env.size')
+
+
+def _validate_prior(config, prior):
+  """The Distral run whose π0 warm-starts this one (distral.prior_logdir)."""
+  recorded = os.path.join(prior, 'config.json')
+  if not (os.path.isfile(os.path.join(prior, 'checkpoints', 'checkpoint'))
+          and os.path.isfile(recorded)):
+    _fail('distral.prior_logdir', "'' or the LOGDIR of a Distral run with "
+          'checkpoints and config.json', prior)
+  with open(recorded) as f:
+    old = json.load(f)
+  if old.get('distral', {}).get('variant', 'none') == 'none':
+    _fail('distral.prior_logdir', 'the LOGDIR of a Distral run (its '
+          "distral.variant is 'none': it has no π0)", prior)
+  new = json.loads(config.to_json())
+  for field in PRIOR_FIXED_FIELDS:
+    before, now = _json_field(old, field), _json_field(new, field)
+    if before != now:
+      _fail('distral.prior_logdir', f'a run with config.{field}={now!r} like '
+            f'this one (π0 is taken from it); {prior} has {before!r}', prior)
+
+
+def _json_field(tree, field):
+  for part in field.split('.'):
+    if not isinstance(tree, dict) or part not in tree:
+      return None
+    tree = tree[part]
+  return tree
+
+
 def _validate_distral(config, num_tasks):
   """Distral's variant, costs and the settings it cannot combine with (§6)."""
   variant = config.distral.variant
@@ -191,10 +226,8 @@ def _validate_distral(config, num_tasks):
     if prior:
       _fail('distral.prior_logdir', "'' when distral.variant is 'none'", prior)
     return
-  if prior and not os.path.isfile(os.path.join(prior, 'checkpoints',
-                                               'checkpoint')):
-    _fail('distral.prior_logdir', "'' or the LOGDIR of a Distral run with "
-          'checkpoints', prior)
+  if prior:
+    _validate_prior(config, prior)
   kl_cost, entropy_cost = config.distral.kl_cost, config.distral.entropy_cost
   if kl_cost == 0:
     _fail('distral.kl_cost', f'> 0 under distral.variant={variant!r} (c_KL = 0 '

@@ -124,6 +124,48 @@ class DistralValidateTest(parameterized.TestCase):
     with open(os.path.join(logdir, 'config.json')) as f:
       self.assertEqual(json.load(f)['distral']['variant'], 'KL+ent_2col')
 
+  def test_resume_of_a_run_from_before_distral_with_distral_is_rejected(self):
+    logdir = tempfile.mkdtemp()
+    config = distral_gridworld.get_config('none')
+    run_setup.prepare_logdir(logdir, config)
+    with open(os.path.join(logdir, 'config.json')) as f:
+      recorded = json.load(f)
+    del recorded['distral']  # as written before Distral existed
+    with open(os.path.join(logdir, 'config.json'), 'w') as f:
+      json.dump(recorded, f)
+    os.makedirs(os.path.join(logdir, 'checkpoints'))
+    with open(os.path.join(logdir, 'checkpoints', 'checkpoint'), 'w') as f:
+      f.write('model_checkpoint_path: "ckpt-1"\n')
+    run_setup.check_logdir(logdir, config)  # still Distral off: fine
+    distral_on = _with(distral_gridworld.get_config(),
+                       'network.task_one_hot_input', True)
+    distral_on = _with(distral_on, 'distral.columns', 'separate')
+    with self.assertRaisesRegex(ValueError, "config.distral.variant='none'"):
+      run_setup.check_logdir(logdir, distral_on)
+
+  def test_prior_must_be_a_distral_run_of_the_same_layout(self):
+    prior = tempfile.mkdtemp()
+    run_setup.prepare_logdir(prior, distral_gridworld.get_config(
+        'KL+ent_2col:separate'))
+    os.makedirs(os.path.join(prior, 'checkpoints'))
+    with open(os.path.join(prior, 'checkpoints', 'checkpoint'), 'w') as f:
+      f.write('model_checkpoint_path: "ckpt-1"\n')
+    same = _with(distral_gridworld.get_config('KL+ent_2col:separate'),
+                 'distral.prior_logdir', prior)
+    validate.validate_config(same)
+    other = _with(distral_gridworld.get_config(), 'distral.prior_logdir', prior)
+    with self.assertRaisesRegex(ValueError, "config.distral.columns='shared' "
+                                "like this one"):
+      validate.validate_config(other)
+    baseline = tempfile.mkdtemp()
+    run_setup.prepare_logdir(baseline, distral_gridworld.get_config('none'))
+    os.makedirs(os.path.join(baseline, 'checkpoints'))
+    with open(os.path.join(baseline, 'checkpoints', 'checkpoint'), 'w') as f:
+      f.write('model_checkpoint_path: "ckpt-1"\n')
+    with self.assertRaisesRegex(ValueError, 'it has no π0'):
+      validate.validate_config(_with(distral_gridworld.get_config(),
+                                     'distral.prior_logdir', baseline))
+
 
 if __name__ == '__main__':
   absltest.main()
