@@ -60,8 +60,13 @@ _ARMS = flags.DEFINE_list(
     'Arms to run.')
 _LAST_FRACTION = flags.DEFINE_float('last_fraction', 0.2, 'Share of the frames '
                                     'at the end averaged in the table.')
-_BINS = flags.DEFINE_integer('bins', 20, 'Frame bins of the curves.')
+_BINS = flags.DEFINE_integer('bins', 10, 'Frame bins of the curves.')
 _TIMEOUT = flags.DEFINE_integer('run_timeout_secs', 1800, 'Per-run timeout.')
+_KL_COST = flags.DEFINE_float('kl_cost', None, 'c_KL of the Distral arms '
+                              '(default: the config\'s 0.01).')
+_ENTROPY_COST = flags.DEFINE_float(
+    'entropy_cost', None, "c_ent of the 'KL+ent' arms (default: the "
+    "config's, = c_KL).")
 
 CONFIG = 'configs/distral_gridworld.py'
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -89,6 +94,16 @@ def _run(logdir: str, config_arg: str, overrides: Dict[str, object]) -> None:
     raise RuntimeError(f'{logdir}: launch.train exited {result.returncode} '
                        f'(see {logdir}.log)')
   print(f'  done in {time.time() - start:.0f} s', flush=True)
+
+
+def _cost_overrides(variant: str) -> Dict[str, float]:
+  """--kl_cost/--entropy_cost as config overrides of a Distral arm."""
+  overrides = {}
+  if _KL_COST.value is not None:
+    overrides['distral.kl_cost'] = _KL_COST.value
+  if _ENTROPY_COST.value is not None and variant.startswith('KL+ent'):
+    overrides['distral.entropy_cost'] = _ENTROPY_COST.value
+  return overrides
 
 
 def _episodes(logdir: str) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
@@ -144,9 +159,13 @@ def _plot(results, centers, path, title):
   fig, ax = plt.subplots(figsize=(7, 4.5))
   for name, curves in results.items():
     curves = np.stack(curves)
-    mean, std = np.nanmean(curves, 0), np.nanstd(curves, 0)
-    ax.plot(centers, mean, label=f'{name} ({len(curves)} seeds)')
-    ax.fill_between(centers, mean - std, mean + std, alpha=0.2)
+    with np.errstate(all='ignore'):  # bins without episodes are NaN
+      mean, std = np.nanmean(curves, 0), np.nanstd(curves, 0)
+    ok = np.isfinite(mean)  # episodes arrive in drains: skip empty bins
+    ax.plot(centers[ok], mean[ok], marker='.', label=f'{name} '
+            f'({len(curves)} seeds)')
+    ax.fill_between(centers[ok], (mean - std)[ok], (mean + std)[ok],
+                    alpha=0.2)
   ax.set_xlabel('frames per task (agent steps)')
   ax.set_ylabel('success rate (mean return)')
   ax.set_ylim(-0.02, 1.02)
@@ -199,7 +218,10 @@ def main(argv):
           logdirs.append(logdir)
       else:
         logdir = os.path.join(root, f'{arm}_seed{seed}')
-        _run(logdir, 'none' if arm == 'shared' else arm, base)
+        overrides = dict(base)
+        if arm != 'shared':
+          overrides.update(_cost_overrides(arm))
+        _run(logdir, 'none' if arm == 'shared' else arm, overrides)
         logdirs = [logdir]
       results[arm].append(_seed_curve(logdirs, edges))
   rows = [_summary(arm, curves, centers, _LAST_FRACTION.value)
