@@ -4,6 +4,7 @@ import json
 import os
 import signal
 import threading
+import time
 
 from absl import logging
 import ml_collections
@@ -123,20 +124,38 @@ def prepare_logdir(logdir: str, config: ml_collections.ConfigDict) -> str:
   return path
 
 
-def install_stop_handlers(stop: threading.Event) -> None:
-  """SIGINT/SIGTERM set `stop` (clean shutdown); a second one exits at once."""
+# A second signal sooner than this after the first is the same request (GNU
+# `timeout` signals the process and then its group, ~0.2 ms apart; a shell
+# may forward Ctrl-C to the whole group): only a later one exits at once.
+SECOND_SIGNAL_DEBOUNCE_SECS = 1.0
 
-  received = []
+
+def install_stop_handlers(stop: threading.Event,
+                          debounce_secs: float = SECOND_SIGNAL_DEBOUNCE_SECS
+                          ) -> None:
+  """SIGINT/SIGTERM set `stop` (clean shutdown); a second one exits at once.
+
+  A second signal within `debounce_secs` of the first is ignored (logged), so
+  the final save is not skipped by a signal sent twice at once.
+  """
+
+  first = []  # time of the first signal
 
   def handler(signum, frame):
     del frame
-    received.append(signum)
-    if len(received) > 1:
-      logging.warning('Second %s: exiting now.', signal.Signals(signum).name)
+    name = signal.Signals(signum).name
+    now = time.monotonic()
+    if first:
+      if now - first[0] < debounce_secs:
+        logging.info('%s %.0f ms after the first: the same stop request '
+                     '(send it again later to exit at once).', name,
+                     1000 * (now - first[0]))
+        return
+      logging.warning('Second %s: exiting now.', name)
       os._exit(130)
+    first.append(now)
     logging.info('%s received: finishing the current step, saving and shutting '
-                 'down (send it again to exit at once).',
-                 signal.Signals(signum).name)
+                 'down (send it again to exit at once).', name)
     stop.set()
 
   signal.signal(signal.SIGINT, handler)
