@@ -55,7 +55,7 @@ def evaluate(*args):
 @pytest.mark.e2e
 def test_distral_gridworld_trains_resumes_and_plays_pi_i_and_pi0(tmp_path):
   logdir = str(tmp_path / 'distral')
-  first = Run(logdir, '--config.total_frames=6000', *SMALL, config=CONFIG)
+  first = Run(logdir, '--config.total_frames=4000', *SMALL, config=CONFIG)
   assert first.wait(timeout=400) == 0, first.output()[-4000:]
   output = first.output()
   assert re.search(r'KL\(π_i‖π0\) \d+\.\d+', output), output[-3000:]
@@ -74,13 +74,13 @@ def test_distral_gridworld_trains_resumes_and_plays_pi_i_and_pi0(tmp_path):
 
   # Another variant for this logdir: one error line, nothing written.
   before = sorted(os.listdir(logdir))
-  rejected = Run(logdir, '--config.total_frames=9000', *SMALL,
+  rejected = Run(logdir, '--config.total_frames=5000', *SMALL,
                  config='configs/distral_gridworld.py:KL+ent_1col')
   assert rejected.wait(timeout=200) != 0
   assert 'config.distral.variant=' in rejected.output(), rejected.output()[-2000:]
   assert sorted(os.listdir(logdir)) == before
 
-  second = Run(logdir, '--config.total_frames=9000', *SMALL, config=CONFIG)
+  second = Run(logdir, '--config.total_frames=5000', *SMALL, config=CONFIG)
   assert second.wait(timeout=400) == 0, second.output()[-4000:]
   steps = int(saved['learner_steps/.ATTRIBUTES/VARIABLE_VALUE'])
   agent_steps = int(saved['agent_steps/.ATTRIBUTES/VARIABLE_VALUE'])
@@ -107,7 +107,3 @@ def test_distral_gridworld_trains_resumes_and_plays_pi_i_and_pi0(tmp_path):
   report = json.load(open(f'{tmp_path}/pi0.json'))
   assert report['results'][0]['distilled'] is True
   assert report['results'][0]['episodes'] == 3
-  not_trained = evaluate(f'--policy={logdir}/policy', '--games=goal_2_7',
-                         '--episodes=1')
-  assert not_trained.returncode != 0
-  assert 'is not a game this policy was trained on' in not_trained.stderr
