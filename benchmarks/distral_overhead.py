@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import sys
-import time
 
 import numpy as np
 
@@ -55,20 +54,12 @@ def main():
       if variant == 'none':
         arm.distral.entropy_cost = 0.0
         arm.learner.entropy_cost = 0.01
-    batch = popart_overhead.make_batch(arm, facts)
-    size = builder.core_state_size(arm)
-    batches[name] = batch._replace(core_state=tuple(
-        np.zeros((config.batch_size, size), np.float32) for _ in range(2)))
+    batches[name] = popart_overhead.make_batch(arm, facts)
     learners[name] = builder.make_learner(arm, facts, strategy, None, None)
     for _ in range(2):  # trace + warm up
       learners[name].step_on(batches[name])
-  times = {name: [] for name in learners}
-  for _ in range(args.rounds):
-    for name, learner in learners.items():
-      start = time.perf_counter()
-      for _ in range(args.steps_per_round):
-        learner.step_on(batches[name])
-      times[name].append((time.perf_counter() - start) / args.steps_per_round)
+  times = popart_overhead.time_learners(learners, batches, args.rounds,
+                                        args.steps_per_round)
   t, b = config.unroll_length, config.batch_size
   skip = config.env.frame_skip
   results = dict(games=builder.games(config), torso=config.network.torso,

@@ -39,7 +39,7 @@ def make_batch(config, facts, seed: int = 0) -> types.Unroll:
   num_tasks = len(builder.games(config))
   rng = np.random.RandomState(seed)
   spec, num_actions = facts['observation_spec'], facts['num_actions']
-  lstm = config.network.lstm_size
+  lstm = builder.core_state_size(config)  # 2 columns with a separate Distral π0
   task_id = np.tile(np.arange(b, dtype=np.int32) % num_tasks, (t + 1, 1))
   return types.Unroll(
       observation=rng.randint(0, 256, (t + 1, b) + tuple(spec.shape)
@@ -53,6 +53,22 @@ def make_batch(config, facts, seed: int = 0) -> types.Unroll:
       task_id=task_id,
       core_state=(np.zeros((b, lstm), np.float32),
                   np.zeros((b, lstm), np.float32)))
+
+
+def time_learners(learners, batches, rounds: int, steps_per_round: int):
+  """Seconds per learner step of each learner, per round.
+
+  Rounds alternate between the learners, so machine-load drift hits all
+  alike. Returns {name: [seconds per step in round r]}.
+  """
+  times = {name: [] for name in learners}
+  for _ in range(rounds):
+    for name, learner in learners.items():
+      start = time.perf_counter()
+      for _ in range(steps_per_round):
+        learner.step_on(batches[name])
+      times[name].append((time.perf_counter() - start) / steps_per_round)
+  return times
 
 
 def main():
@@ -72,13 +88,8 @@ def main():
     learners[name] = builder.make_learner(variant, facts, strategy, None, None)
     for _ in range(2):  # trace + warm up
       learners[name].step_on(batch)
-  times = {name: [] for name in learners}
-  for _ in range(args.rounds):
-    for name, learner in learners.items():
-      start = time.perf_counter()
-      for _ in range(args.steps_per_round):
-        learner.step_on(batch)
-      times[name].append((time.perf_counter() - start) / args.steps_per_round)
+  times = time_learners(learners, {name: batch for name in learners},
+                        args.rounds, args.steps_per_round)
   t, b = config.unroll_length, config.batch_size
   skip = config.env.frame_skip
   results = dict(games=builder.games(config), torso=config.network.torso,

@@ -180,7 +180,6 @@ class DistralLearnerTest(tf.test.TestCase, parameterized.TestCase):
 
   @parameterized.parameters(('2col', 'shared'), ('1col', 'separate'))
   def test_mirrored_two_replicas_equals_default_strategy(self, param, columns):
-    unroll = multitask_unroll(seed=5)
     default = make_learner(tf.distribute.get_strategy(), param, columns)
     unroll = multitask_unroll(seed=5, state_size=default.network.state_size)
     strategy = learner_test.mirrored_strategy()
