@@ -109,7 +109,7 @@ def _check_metadata(metadata: Mapping[str, Any], network, obs_spec
       games=list(games), action_meanings=[str(m) for m in meanings],
       num_actions=network.num_actions, num_tasks=network.num_tasks,
       lstm_size=network.lstm_size, state_size=network.state_size,
-      torso=network.torso_name,
+      torso=network.torso_name, compute_dtype=network.compute_dtype,
       frames_trained=int(meta.get('frames_trained', 0)),
       agent_steps_trained=int(meta.get('agent_steps_trained', 0)),
       observation_shape=obs_spec.shape[1:].as_list(),

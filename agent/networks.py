@@ -33,6 +33,7 @@ from typing import Optional, Sequence, Tuple
 import tensorflow as tf
 
 from agent import distral
+from agent import precision
 from agent import torsos
 from agent import types
 
@@ -83,6 +84,7 @@ class ImpalaNetwork(tf.Module):
                distral_parameterization: Optional[str] = None,
                distral_columns: str = 'shared',
                distral_alpha: float = 1.0, distral_beta: float = 1.0,
+               compute_dtype: str = 'float32',
                name: str = 'impala_network'):
     """Creates the network; core and heads are built here, the torso lazily.
 
@@ -102,6 +104,9 @@ class ImpalaNetwork(tf.Module):
         'separate' (π0 has its own torso and LSTM).
       distral_alpha, distral_beta: α in (0, 1], β > 0 of the 2-column
         parameterisation (distral.coefficients); unused otherwise.
+      compute_dtype: 'float32' or 'bfloat16' (agent/precision.py): the dtype
+        the torso(s) and LSTM(s) compute in. Variables, the heads, logits,
+        values and the core state between steps are float32 either way.
       name: module name.
 
     Initialisation under Distral: h0 and the task heads (β·f_i or the
@@ -110,10 +115,12 @@ class ImpalaNetwork(tf.Module):
     there at a β-independent rate (class docstring).
 
     Raises:
-      ValueError: on a non-positive size, an unknown torso, parameterisation
-        or column layout, or α ∉ (0, 1] / β <= 0 under '2col'.
+      ValueError: on a non-positive size, an unknown torso, parameterisation,
+        column layout or compute dtype, or α ∉ (0, 1] / β <= 0 under '2col'.
     """
     super().__init__(name=name)
+    self.compute_dtype = precision.check_compute_dtype(compute_dtype)
+    policy = precision.keras_policy(compute_dtype)
     for field, value in (('num_actions', num_actions), ('num_tasks', num_tasks),
                          ('lstm_size', lstm_size)):
       if (isinstance(value, bool) or not isinstance(value, numbers.Integral)
@@ -144,8 +151,9 @@ class ImpalaNetwork(tf.Module):
     separate = self.distral_columns == 'separate'
     distral_init = dict(kernel_initializer='zeros', bias_initializer='zeros')
     with self.name_scope:
-      self._torso = torsos.make_torso(torso)
-      self._core = tf.keras.layers.LSTMCell(lstm_size, name='lstm')
+      self._torso = torsos.make_torso(torso, dtype=policy)
+      self._core = tf.keras.layers.LSTMCell(lstm_size, name='lstm',
+                                            dtype=policy)
       if distral_parameterization is None:
         self.policy_head = tf.keras.layers.Dense(num_actions,
                                                  name='policy_logits')
@@ -161,9 +169,9 @@ class ImpalaNetwork(tf.Module):
             num_actions, name='distilled_logits', **distral_init)
       if separate:
         self._distilled_torso = torsos.make_torso(
-            torso, name=f'distilled_{self._torso.name}')
+            torso, name=f'distilled_{self._torso.name}', dtype=policy)
         self._distilled_core = tf.keras.layers.LSTMCell(
-            lstm_size, name='distilled_lstm')
+            lstm_size, name='distilled_lstm', dtype=policy)
     core_input_size = _HIDDEN_SIZE + num_actions + 1
     builds = [(self._core, core_input_size
                + (num_tasks if task_one_hot_input else 0)),
@@ -255,9 +263,10 @@ class ImpalaNetwork(tf.Module):
 
   def _core_input(self, torso_output, prev_action, prev_reward, first,
                   task_id, task_one_hot) -> tf.Tensor:
-    """[..., 256 + A + 1 (+ num_tasks)]; action/reward zeroed where `first`."""
+    """float32 [..., 256 + A + 1 (+ num_tasks)]; action/reward zeroed where
+    `first` (the LSTM casts it to its compute dtype)."""
     not_first = tf.cast(tf.logical_not(first), tf.float32)  # [...]
-    parts = [torso_output,
+    parts = [tf.cast(torso_output, tf.float32),
              tf.one_hot(prev_action, self.num_actions) * not_first[..., None],
              (tf.clip_by_value(prev_reward, -1.0, 1.0) * not_first)[..., None]]
     if task_one_hot:
@@ -266,11 +275,18 @@ class ImpalaNetwork(tf.Module):
 
   @staticmethod
   def _core_step(core, core_input, first, core_state):
-    """One LSTM step with the state reset to zeros where `first` (rows [B])."""
+    """One LSTM step with the state reset to zeros where `first` (rows [B]).
+
+    The cell computes in its compute dtype; its output and the state it
+    returns are float32 ([B, lstm_size]), as is the state it is given.
+    """
     reset = first[:, None]  # [B, 1]
-    h, c = (tf.where(reset, tf.zeros_like(s), s) for s in core_state)
+    dtype = core.compute_dtype
+    h, c = (tf.cast(tf.where(reset, tf.zeros_like(s), s), dtype)
+            for s in core_state)
     output, (h, c) = core(core_input, [h, c])
-    return output, (h, c)
+    return tf.cast(output, tf.float32), (tf.cast(h, tf.float32),
+                                         tf.cast(c, tf.float32))
 
   def _columns(self, core_state):
     """(torso, core, task one-hot input, own (h, c)) of each column."""

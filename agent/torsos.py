@@ -1,16 +1,20 @@
 """Torsos of the IMPALA network (Espeholt et al. 2018, Fig. 3; SPEC §3).
 
 Each torso maps a batch of preprocessed observations (float32, pixels in
-[0, 1]) to float32 [N, 256] features and lists its Keras layers in
-construction order (`layers`), from which agent/networks.py derives the
-network's variable order.
+[0, 1]) to [N, 256] features and lists its Keras layers in construction order
+(`layers`), from which agent/networks.py derives the network's variable order.
+
+`dtype` is the Keras dtype policy of every layer: None / 'float32' computes in
+float32; 'mixed_bfloat16' keeps the variables float32 (read as bfloat16 inside
+each layer call) and computes, and returns, bfloat16 (agent/precision.py).
 """
 
-from typing import Sequence
+from typing import Optional, Sequence, Union
 
 import tensorflow as tf
 
 HIDDEN_SIZE = 256  # torso output width (Fig. 3)
+Policy = Optional[Union[str, tf.keras.mixed_precision.Policy]]
 
 
 class DeepTorso(tf.Module):
@@ -19,11 +23,13 @@ class DeepTorso(tf.Module):
   observation_rank = 3  # [H, W, C] per observation
 
   def __init__(self, channels: Sequence[int] = (16, 32, 32),
-               num_blocks: int = 2, name: str = 'deep_torso'):
+               num_blocks: int = 2, name: str = 'deep_torso',
+               dtype: Policy = None):
     super().__init__(name=name)
 
     def conv(channels, name):
-      return tf.keras.layers.Conv2D(channels, 3, 1, 'same', name=name)
+      return tf.keras.layers.Conv2D(channels, 3, 1, 'same', name=name,
+                                    dtype=dtype)
 
     self._stacks = []
     for i, c in enumerate(channels):
@@ -31,8 +37,10 @@ class DeepTorso(tf.Module):
                  conv(c, f'stack{i}_block{j}_conv1'))
                 for j in range(num_blocks)]
       self._stacks.append((conv(c, f'stack{i}_conv'), blocks))
-    self._pool = tf.keras.layers.MaxPool2D(3, 2, 'same', name='pool')
-    self._linear = tf.keras.layers.Dense(HIDDEN_SIZE, name='linear')
+    self._pool = tf.keras.layers.MaxPool2D(3, 2, 'same', name='pool',
+                                           dtype=dtype)
+    self._linear = tf.keras.layers.Dense(HIDDEN_SIZE, name='linear',
+                                         dtype=dtype)
     layers = []
     for first_conv, blocks in self._stacks:
       layers.append(first_conv)
@@ -41,7 +49,7 @@ class DeepTorso(tf.Module):
     self.layers = tuple(layers) + (self._linear,)  # construction order
 
   def __call__(self, x: tf.Tensor) -> tf.Tensor:
-    """float32 [N, H, W, C] in [0, 1] → float32 [N, 256]."""
+    """float [N, H, W, C] in [0, 1] → [N, 256] in the compute dtype."""
     for first_conv, blocks in self._stacks:
       x = self._pool(first_conv(x))
       for conv0, conv1 in blocks:
@@ -56,15 +64,15 @@ class ShallowTorso(tf.Module):
 
   observation_rank = 3  # [H, W, C] per observation
 
-  def __init__(self, name: str = 'shallow_torso'):
+  def __init__(self, name: str = 'shallow_torso', dtype: Policy = None):
     super().__init__(name=name)
     self.layers = (
-        tf.keras.layers.Conv2D(16, 8, 4, 'valid', name='conv0'),
-        tf.keras.layers.Conv2D(32, 4, 2, 'valid', name='conv1'),
-        tf.keras.layers.Dense(HIDDEN_SIZE, name='linear'))
+        tf.keras.layers.Conv2D(16, 8, 4, 'valid', name='conv0', dtype=dtype),
+        tf.keras.layers.Conv2D(32, 4, 2, 'valid', name='conv1', dtype=dtype),
+        tf.keras.layers.Dense(HIDDEN_SIZE, name='linear', dtype=dtype))
 
   def __call__(self, x: tf.Tensor) -> tf.Tensor:
-    """float32 [N, H, W, C] in [0, 1] → float32 [N, 256]."""
+    """float [N, H, W, C] in [0, 1] → [N, 256] in the compute dtype."""
     conv0, conv1, linear = self.layers
     x = tf.nn.relu(conv1(tf.nn.relu(conv0(x))))
     x = tf.reshape(x, [-1, x.shape[1] * x.shape[2] * x.shape[3]])  # [N, h·w·c]
@@ -80,13 +88,14 @@ class MlpTorso(tf.Module):
 
   observation_rank = 1  # [D] per observation
 
-  def __init__(self, name: str = 'mlp_torso'):
+  def __init__(self, name: str = 'mlp_torso', dtype: Policy = None):
     super().__init__(name=name)
-    self.layers = (tf.keras.layers.Dense(HIDDEN_SIZE, name='linear0'),
-                   tf.keras.layers.Dense(HIDDEN_SIZE, name='linear1'))
+    self.layers = (
+        tf.keras.layers.Dense(HIDDEN_SIZE, name='linear0', dtype=dtype),
+        tf.keras.layers.Dense(HIDDEN_SIZE, name='linear1', dtype=dtype))
 
   def __call__(self, x: tf.Tensor) -> tf.Tensor:
-    """float32 [N, D] → float32 [N, 256]."""
+    """float [N, D] → [N, 256] in the compute dtype."""
     for layer in self.layers:
       x = tf.nn.relu(layer(x))
     return x

@@ -1,18 +1,24 @@
-r"""Throughput of the IMPALA pipeline on this machine, in one run.
+r"""Throughput of the IMPALA pipeline on this machine, per compute dtype, in one run.
 
-  python benchmarks/throughput.py [--config=configs/atari.py] [--e2e_secs=240]
+  python benchmarks/throughput.py [--config=configs/atari.py] \
+      [--compute_dtype=float32,bfloat16] [--e2e_secs=150]
 
-Prints (agent steps; frames = agent steps × frame_skip raw Atari frames):
+Prints (agent steps; frames = agent steps × frame_skip raw Atari frames),
+each stage for every dtype back to back, then the ratios to the first dtype:
   1. environment only: Atari env steps/s of one process (no inference);
-  2. actor: env steps/s of one actor process (envs + batched inference of the
-     config's network + Reverb writes);
-  3. learner: agent steps/s of the train step (config network, T, B) on
-     in-memory batches, its achieved FLOP/s (analytic count: forward FLOPs of
-     every Conv2D/Dense/LSTM on the batch, × 3 for forward + backward) and the
-     ratio to a dense float32 matmul peak measured in the same run;
-  4. end to end: agent steps/s and frames/s of `launch.train` with the config
-     (learner frames consumed, after a warm-up), as a real subprocess.
-Results are also written to benchmarks/results/throughput.json.
+  2. dense matmul peak of each dtype (2048², 2n³ FLOPs per product);
+  3. actor: env steps/s of one actor process (envs + batched inference of the
+     config's network in the dtype + Reverb writes);
+  4. learner: agent steps/s of the train step (config network, T, B) on
+     in-memory batches (timing alternates between the dtypes in rounds), its
+     achieved FLOP/s (analytic count: forward FLOPs of every Conv2D/Dense/LSTM
+     on the batch, × 3 for forward + backward) and the ratio to the matmul
+     peak of the same dtype;
+  5. end to end: agent steps/s and frames/s of `launch.train` with the config
+     and `--config.network.compute_dtype=<dtype>` (learner frames consumed,
+     after a warm-up), as a real subprocess.
+About 12 minutes with the defaults on 2 cores (two end-to-end runs of
+warm-up + e2e_secs each). Results also go to benchmarks/results/throughput.json.
 """
 
 import argparse
@@ -31,17 +37,18 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-from agent import types  # pylint: disable=wrong-import-position
+from benchmarks import popart_overhead  # pylint: disable=wrong-import-position
 from configs import atari as atari_config  # pylint: disable=wrong-import-position
 from launch import builder  # pylint: disable=wrong-import-position
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def matmul_peak_flops(n: int = 2048, repeats: int = 20) -> float:
-  """Dense float32 matmul FLOP/s (2n³ per product), best of 3."""
-  a = tf.random.normal([n, n])
-  b = tf.random.normal([n, n])
+def matmul_peak_flops(dtype: str = 'float32', n: int = 2048,
+                      repeats: int = 20) -> float:
+  """Dense matmul FLOP/s in `dtype` (2n³ per product), best of 3."""
+  a = tf.cast(tf.random.normal([n, n]), dtype)
+  b = tf.cast(tf.random.normal([n, n]), dtype)
 
   @tf.function
   def run():
@@ -127,42 +134,50 @@ def bench_actor(config, facts, seconds: float) -> float:
   return rate
 
 
-def bench_learner(config, facts, steps: int):
-  """Learner agent steps/s on in-memory batches (no Reverb)."""
+def with_dtype(config, compute_dtype: str):
+  """A copy of `config` computing in `compute_dtype`."""
+  config = config.copy_and_resolve_references()
+  with config.unlocked():
+    config.network.compute_dtype = compute_dtype
+  return config
+
+
+def bench_learners(config, facts, dtypes, rounds: int, steps_per_round: int):
+  """{dtype: (agent steps/s, achieved FLOP/s, forward FLOPs per agent step)}.
+
+  Learners of every dtype train on one in-memory batch (no Reverb); timing
+  alternates between them in rounds (popart_overhead.time_learners), and the
+  median round counts.
+  """
   t, b = config.unroll_length, config.batch_size
-  spec = facts['observation_spec']
-  rng = np.random.RandomState(0)
-  lstm = config.network.lstm_size
-  unroll = types.Unroll(
-      observation=rng.randint(0, 256, (t + 1, b) + tuple(spec.shape)).astype(np.uint8),
-      first=rng.rand(t + 1, b) < 0.01,
-      reward=rng.randn(t + 1, b).astype(np.float32),
-      discount=np.ones((t + 1, b), np.float32),
-      prev_action=rng.randint(0, facts['num_actions'], (t + 1, b)).astype(np.int32),
-      action=rng.randint(0, facts['num_actions'], (t + 1, b)).astype(np.int32),
-      behaviour_logits=rng.randn(t + 1, b, facts['num_actions']).astype(np.float32),
-      task_id=np.zeros((t + 1, b), np.int32),
-      core_state=(np.zeros((b, lstm), np.float32), np.zeros((b, lstm), np.float32)))
+  batch = popart_overhead.make_batch(config, facts)
   strategy = tf.distribute.get_strategy()
-  learner = builder.make_learner(config, facts, strategy, None, None)
-  learner.step_on(unroll)  # trace
-  learner.step_on(unroll)
-  start = time.perf_counter()
-  for _ in range(steps):
-    learner.step_on(unroll)
-  elapsed = time.perf_counter() - start
-  agent_steps_per_sec = steps * t * b / elapsed
-  forward = count_forward_flops(learner.network, spec.shape)
-  # Forward over T+1 steps, backward ≈ 2× forward.
-  flops_per_step = 3 * forward * (t + 1) * b
-  return agent_steps_per_sec, flops_per_step * steps / elapsed, forward
+  learners = {}
+  for dtype in dtypes:
+    learners[dtype] = builder.make_learner(with_dtype(config, dtype), facts,
+                                           strategy, None, None)
+    for _ in range(2):  # trace + warm up
+      learners[dtype].step_on(batch)
+  times = popart_overhead.time_learners(
+      learners, {dtype: batch for dtype in dtypes}, rounds, steps_per_round)
+  results = {}
+  for dtype, learner in learners.items():
+    seconds = float(np.median(times[dtype]))
+    forward = count_forward_flops(learner.network,
+                                  facts['observation_spec'].shape)
+    # Forward over T+1 steps, backward ≈ 2× forward.
+    flops_per_step = 3 * forward * (t + 1) * b
+    results[dtype] = (t * b / seconds, flops_per_step / seconds, forward)
+  return results
 
 
-def bench_end_to_end(config_path: str, seconds: float, warmup: float):
+def bench_end_to_end(config_path: str, compute_dtype: str, seconds: float,
+                     warmup: float):
   """Runs launch.train as a subprocess; learner frames/s after warm-up."""
-  logdir = tempfile.mkdtemp(prefix='tf_impala_bench_')
+  logdir = tempfile.mkdtemp(prefix=f'tf_impala_bench_{compute_dtype}_')
   cmd = [sys.executable, '-m', 'launch.train', f'--config={config_path}',
-         f'--logdir={logdir}', '--config.logging.progress_every_secs=10']
+         f'--logdir={logdir}', '--config.logging.progress_every_secs=10',
+         f'--config.network.compute_dtype={compute_dtype}']
   proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True)
   samples, start = [], time.time()
@@ -190,12 +205,21 @@ def bench_end_to_end(config_path: str, seconds: float, warmup: float):
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--config', default='configs/atari.py')
+  parser.add_argument('--compute_dtype', default='float32,bfloat16',
+                      help='comma-separated compute dtypes, measured side by '
+                      'side; ratios are to the first')
   parser.add_argument('--env_secs', type=float, default=15)
   parser.add_argument('--actor_secs', type=float, default=30)
-  parser.add_argument('--learner_steps', type=int, default=5)
-  parser.add_argument('--e2e_secs', type=float, default=240)
-  parser.add_argument('--e2e_warmup_secs', type=float, default=90)
+  parser.add_argument('--learner_rounds', type=int, default=4)
+  parser.add_argument('--learner_steps_per_round', type=int, default=2)
+  parser.add_argument('--e2e_secs', type=float, default=150)
+  parser.add_argument('--e2e_warmup_secs', type=float, default=75)
   args = parser.parse_args()
+  dtypes = args.compute_dtype.split(',')
+  for dtype in dtypes:
+    if dtype not in ('float32', 'bfloat16'):
+      parser.error(f"--compute_dtype: each entry must be 'float32' or "
+                   f"'bfloat16'; got {dtype!r}")
   config = atari_config.get_config() if args.config == 'configs/atari.py' else None
   if config is None:
     import importlib.util  # pylint: disable=g-import-not-at-top
@@ -208,45 +232,69 @@ def main():
   results = dict(config=args.config, game=config.env.game,
                  torso=config.network.torso, unroll_length=config.unroll_length,
                  batch_size=config.batch_size, frame_skip=skip,
-                 cpus=os.cpu_count())
+                 cpus=os.cpu_count(), compute_dtypes=dtypes,
+                 auto_resolves_to=builder.compute_dtype(
+                     with_dtype(config, 'auto'))[1])
+  per = {dtype: {} for dtype in dtypes}
+  results['per_dtype'] = per
   print(f'# {args.config}: {config.env.game}, {config.network.torso} network, '
-        f'T={config.unroll_length}, B={config.batch_size}, float32, '
-        f'{os.cpu_count()} CPUs', flush=True)
-
-  peak = matmul_peak_flops()
-  results['matmul_peak_gflops'] = peak / 1e9
-  print(f'dense matmul peak (float32, 2048²): {peak / 1e9:.1f} GFLOP/s', flush=True)
+        f'T={config.unroll_length}, B={config.batch_size}, dtypes {dtypes}, '
+        f'{os.cpu_count()} CPUs; auto = {results["auto_resolves_to"]}',
+        flush=True)
 
   env_rate = bench_env(config, args.env_secs)
   results['env_steps_per_sec'] = env_rate
   print(f'environment only: {env_rate:,.0f} env steps/s '
         f'({env_rate * skip:,.0f} frames/s), 1 process', flush=True)
 
-  actor_rate = bench_actor(config, facts, args.actor_secs)
-  results['actor_steps_per_sec'] = actor_rate
-  print(f'actor ({config.num_envs_per_actor} envs, batched inference, Reverb '
-        f'writes): {actor_rate:,.0f} env steps/s ({actor_rate * skip:,.0f} '
-        'frames/s), 1 process', flush=True)
+  for dtype in dtypes:
+    peak = matmul_peak_flops(dtype)
+    per[dtype]['matmul_peak_gflops'] = peak / 1e9
+    print(f'[{dtype}] dense matmul peak (2048²): {peak / 1e9:.1f} GFLOP/s',
+          flush=True)
 
-  steps_per_sec, achieved, forward = bench_learner(config, facts,
-                                                   args.learner_steps)
-  results.update(learner_agent_steps_per_sec=steps_per_sec,
-                 learner_gflops=achieved / 1e9,
-                 forward_mflops_per_agent_step=forward / 1e6,
-                 learner_fraction_of_peak=achieved / peak)
-  print(f'learner: {steps_per_sec:,.0f} agent steps/s ({steps_per_sec * skip:,.0f}'
-        f' frames/s); {forward / 1e6:.1f} MFLOP forward per agent step; '
-        f'{achieved / 1e9:.1f} GFLOP/s = {100 * achieved / peak:.1f}% of the '
-        'matmul peak', flush=True)
+  for dtype in dtypes:
+    rate = bench_actor(with_dtype(config, dtype), facts, args.actor_secs)
+    per[dtype]['actor_steps_per_sec'] = rate
+    print(f'[{dtype}] actor ({config.num_envs_per_actor} envs, batched '
+          f'inference, Reverb writes): {rate:,.0f} env steps/s '
+          f'({rate * skip:,.0f} frames/s), 1 process', flush=True)
+
+  learners = bench_learners(config, facts, dtypes, args.learner_rounds,
+                            args.learner_steps_per_round)
+  for dtype, (steps_per_sec, achieved, forward) in learners.items():
+    peak = per[dtype]['matmul_peak_gflops'] * 1e9
+    per[dtype].update(learner_agent_steps_per_sec=steps_per_sec,
+                      learner_gflops=achieved / 1e9,
+                      forward_mflops_per_agent_step=forward / 1e6,
+                      learner_fraction_of_peak=achieved / peak)
+    print(f'[{dtype}] learner: {steps_per_sec:,.0f} agent steps/s '
+          f'({steps_per_sec * skip:,.0f} frames/s); {forward / 1e6:.1f} MFLOP '
+          f'forward per agent step; {achieved / 1e9:.1f} GFLOP/s = '
+          f'{100 * achieved / peak:.1f}% of the {dtype} matmul peak',
+          flush=True)
 
   if args.e2e_secs > 0:
-    fps, logdir = bench_end_to_end(args.config, args.e2e_secs,
-                                   args.e2e_warmup_secs)
-    results.update(e2e_frames_per_sec=fps, e2e_agent_steps_per_sec=fps / skip,
-                   e2e_logdir=logdir)
-    print(f'end to end (launch.train, {config.num_actors} actors × '
-          f'{config.num_envs_per_actor} envs + learner): {fps / skip:,.0f} agent '
-          f'steps/s = {fps:,.0f} frames/s (learner frames consumed)', flush=True)
+    for dtype in dtypes:
+      fps, logdir = bench_end_to_end(args.config, dtype, args.e2e_secs,
+                                     args.e2e_warmup_secs)
+      per[dtype].update(e2e_frames_per_sec=fps,
+                        e2e_agent_steps_per_sec=fps / skip, e2e_logdir=logdir)
+      print(f'[{dtype}] end to end (launch.train, {config.num_actors} actors '
+            f'× {config.num_envs_per_actor} envs + learner): {fps / skip:,.0f} '
+            f'agent steps/s = {fps:,.0f} frames/s (learner frames consumed)',
+            flush=True)
+
+  base = dtypes[0]
+  for dtype in dtypes[1:]:
+    ratios = {key: per[dtype][key] / per[base][key]
+              for key in ('matmul_peak_gflops', 'actor_steps_per_sec',
+                          'learner_agent_steps_per_sec', 'e2e_frames_per_sec')
+              if key in per[dtype]}
+    per[dtype]['ratios_to_' + base] = ratios
+    print(f'{dtype}/{base}: ' + ', '.join(
+        f'{key.replace("_per_sec", "").replace("_gflops", "")} '
+        f'{value:.2f}×' for key, value in ratios.items()), flush=True)
 
   out_dir = os.path.join(ROOT, 'benchmarks', 'results')
   os.makedirs(out_dir, exist_ok=True)

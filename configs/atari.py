@@ -34,6 +34,11 @@ def get_config(game: str = 'pong') -> ml_collections.ConfigDict:
   config.network.torso = 'deep'  # 'deep' (IMPALA ResNet) | 'shallow'
   config.network.lstm_size = 256
   config.network.task_one_hot_input = False  # one_hot(task_id) into the LSTM
+  # 'auto' | 'float32' | 'bfloat16': the dtype the torso and LSTM compute in
+  # (variables, heads, losses stay float32; agent/precision.py). 'auto' =
+  # bfloat16 on TPUs, GPUs >= sm80 and CPUs with AMX/AVX512-BF16 (launch/
+  # hardware.py), resolved by each process on its own hardware.
+  config.network.compute_dtype = 'auto'
 
   # Actors: processes × environments per process (batched inference).
   config.num_actors = 2
@@ -60,6 +65,9 @@ def get_config(game: str = 'pong') -> ml_collections.ConfigDict:
   config.learner.clip_c_threshold = 1.0  # c̄
   config.learner.lambda_ = 1.0  # λ
   config.learner.publish_every_secs = 1.0  # weights to actors; 0 = every step
+  # XLA-compile each replica's forward pass, loss and gradients (TPUs compile
+  # the whole step anyway; agent/learner.py).
+  config.learner.jit_compile = False
   # PopArt (Hessel et al. 2018; SPEC §5): per-task value normalisation.
   config.learner.popart = False
   config.learner.popart_step_size = 3e-4  # β

@@ -4,12 +4,27 @@
 
 launch/train.py writes the exact config of the run (file, `:arg` and every
 override, from any flag syntax or --flagfile) and starts each actor with it,
-so actors can never run a different config from the learner.
+so actors can never run a different config from the learner. Fields the JSON
+lacks (added to configs/atari.py after the JSON was written, e.g.
+network.compute_dtype) take configs/atari.py's defaults, so an older run's
+config.json still loads.
 """
 
 import json
 
 import ml_collections
+
+from configs import atari
+
+
+def _fill_missing(values: dict, defaults: dict) -> dict:
+  """`values` with every key of `defaults` it lacks added (recursively)."""
+  for key, default in defaults.items():
+    if key not in values:
+      values[key] = default
+    elif isinstance(default, dict) and isinstance(values[key], dict):
+      _fill_missing(values[key], default)
+  return values
 
 
 def get_config(path: str) -> ml_collections.ConfigDict:
@@ -17,6 +32,8 @@ def get_config(path: str) -> ml_collections.ConfigDict:
     raise ValueError('configs/from_json.py needs the JSON path as its argument: '
                      '--config=configs/from_json.py:/path/to/config.json')
   with open(path) as f:
-    config = ml_collections.ConfigDict(json.load(f))
+    values = json.load(f)
+  config = ml_collections.ConfigDict(
+      _fill_missing(values, atari.get_config().to_dict()))
   config.lock()
   return config

@@ -53,8 +53,9 @@ def main(argv):
   facts = builder.environment_facts(config)
   actor = builder.make_actor(config, facts, _REVERB_ADDRESS.value,
                              _ACTOR_ID.value)
-  logging.info('Actor %d: waiting for the learner\'s first weights at %s.',
-               _ACTOR_ID.value, _REVERB_ADDRESS.value)
+  logging.info('Actor %d: computes in %s (%s); waiting for the learner\'s '
+               'first weights at %s.', _ACTOR_ID.value,
+               *builder.compute_dtype(config), _REVERB_ADDRESS.value)
   step = actor.update(wait=True)
   logging.info('Actor %d: got weights of learner step %s; acting in %d '
                'environments.', _ACTOR_ID.value, step, config.num_envs_per_actor)

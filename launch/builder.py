@@ -7,7 +7,7 @@ the same tables, networks, actors and learners. No flags here.
 """
 
 import functools
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 import ml_collections
 import numpy as np
@@ -23,6 +23,7 @@ from envs import atari
 from envs import catch
 from envs import distral_gridworld
 from launch import goal_builder
+from launch import hardware
 from replay import datasets
 from replay import episodes
 from replay import tables
@@ -131,12 +132,23 @@ def environment_facts(config: ml_collections.ConfigDict) -> Dict[str, Any]:
     env.close()
 
 
-def make_network_fn(config: ml_collections.ConfigDict, num_actions: int):
+def compute_dtype(config, strategy=None) -> Tuple[str, str]:
+  """(dtype, reason) config.network.compute_dtype resolves to here.
+
+  `strategy`: the learner's (its devices decide 'auto'); None for a process
+  computing on its CPU (actors). See launch/hardware.py.
+  """
+  return hardware.resolve_compute_dtype(config.network.compute_dtype, strategy)
+
+
+def make_network_fn(config: ml_collections.ConfigDict, num_actions: int,
+                    compute_dtype: str = 'float32'):
   """A no-argument factory of the config's ImpalaNetwork (for strategy scopes).
 
   One value output per game (task); PopArt normalises them when
   config.learner.popart. Under Distral, π0's head and per-task policy heads
-  (config.distral).
+  (config.distral). `compute_dtype`: a resolved dtype ('float32' |
+  'bfloat16', see `compute_dtype`).
   """
   alpha, beta = distral_coefficients(config) or (1.0, 1.0)
   return functools.partial(
@@ -145,12 +157,17 @@ def make_network_fn(config: ml_collections.ConfigDict, num_actions: int):
       task_one_hot_input=config.network.task_one_hot_input,
       distral_parameterization=distral_parameterization(config),
       distral_columns=config.distral.columns, distral_alpha=alpha,
-      distral_beta=beta)
+      distral_beta=beta, compute_dtype=compute_dtype)
 
 
-def make_network(config, facts) -> networks.ImpalaNetwork:
-  """The config's ImpalaNetwork with its variables created (no strategy)."""
-  network = make_network_fn(config, facts['num_actions'])()
+def make_network(config, facts, compute_dtype: str = 'float32'
+                 ) -> networks.ImpalaNetwork:
+  """The config's ImpalaNetwork with its variables created (no strategy).
+
+  float32 unless told: the server's signatures and the exported policy (one
+  float32 format whatever the training dtype) do not depend on it.
+  """
+  network = make_network_fn(config, facts['num_actions'], compute_dtype)()
   spec = facts['observation_spec']
   network.create_variables(spec.shape, spec.dtype)
   return network
@@ -224,7 +241,8 @@ def make_learner(config, facts, strategy, server_address, checkpoint_dir):
                 if goal_builder.replay_batch_size(config) else queue_dataset_fn)
   lc = config.learner
   return learner_lib.Learner(
-      make_network=make_network_fn(config, facts['num_actions']),
+      make_network=make_network_fn(config, facts['num_actions'],
+                                   compute_dtype(config, strategy)[0]),
       observation_spec=facts['observation_spec'],
       dataset_fn=dataset_fn if server_address else None,
       loss_fn=make_loss_fn(config), strategy=strategy,
@@ -234,7 +252,8 @@ def make_learner(config, facts, strategy, server_address, checkpoint_dir):
       agent_steps_per_step=agent_steps_per_learner_step(config),
       frame_skip=config.env.frame_skip, checkpoint_dir=checkpoint_dir,
       popart_step_size=lc.popart_step_size if lc.popart else None,
-      popart_scale_lb=lc.popart_scale_lb, popart_scale_ub=lc.popart_scale_ub)
+      popart_scale_lb=lc.popart_scale_lb, popart_scale_ub=lc.popart_scale_ub,
+      jit_compile=lc.jit_compile)
 
 
 def make_actor(config, facts, server_address: str, actor_id: int):
@@ -247,7 +266,7 @@ def make_actor(config, facts, server_address: str, actor_id: int):
   task_ids = [task_of_environment(config, actor_id, i) for i in range(n)]
   envs = [make_environment(config, seed=seeds[i], task_id=task_ids[i])
           for i in range(n)]
-  network = make_network(config, facts)
+  network = make_network(config, facts, compute_dtype(config)[0])
   goal_env = goal_builder.is_goal_env(config)
   writers = goal_builder.make_writers(config, facts, client, n) if goal_env else [
       writer_lib.UnrollWriter(

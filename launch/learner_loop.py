@@ -81,8 +81,14 @@ class _LearnerThread(threading.Thread):
 
 
 def export_policy(config, facts, learner, logdir) -> str:
-  """Exports the learner's current policy to LOGDIR/policy (atomically)."""
-  network = builder.make_network(config, facts)  # plain copy, no strategy
+  """Exports the learner's current policy to LOGDIR/policy (atomically).
+
+  The policy computes in the learner's compute dtype (its logits match the
+  learner's network, SPEC §10); its inputs, outputs and variables are float32
+  whatever that dtype.
+  """
+  network = builder.make_network(  # plain copy, no strategy
+      config, facts, learner.network.compute_dtype)
   for target, value in zip(network.trainable_variables, learner.get_variables()):
     target.assign(value)
   path = os.path.join(logdir, 'policy')
@@ -130,6 +136,9 @@ def run(config, *, facts, strategy: tf.distribute.Strategy, logdir: str,
   """
   learner = builder.make_learner(config, facts, strategy, server_address,
                                  os.path.join(logdir, 'checkpoints'))
+  logging.info('Learner computes in %s (%s)%s; variables and checkpoints are '
+               'float32.', *builder.compute_dtype(config, strategy),
+               ', XLA-compiled' if config.learner.jit_compile else '')
   resumed = learner.restore()
   if not resumed and config.distral.prior_logdir:
     warm_start_distilled_policy(learner, config.distral.prior_logdir)

@@ -16,6 +16,7 @@ from agent import networks
 from envs import atari
 from launch import builder
 from launch import goal_builder
+from launch import hardware
 from replay import her
 
 ENV_NAMES = ('atari', 'catch', 'distral_gridworld') + goal_builder.GOAL_ENV_NAMES
@@ -98,6 +99,11 @@ def validate_config(config: ml_collections.ConfigDict, *,
   _positive_int(config, 'env.frame_skip')
   if config.network.torso not in TORSOS:
     _fail('network.torso', f'one of {TORSOS}', config.network.torso)
+  if config.network.compute_dtype not in hardware.COMPUTE_DTYPE_CHOICES:
+    _fail('network.compute_dtype', f'one of {hardware.COMPUTE_DTYPE_CHOICES}',
+          config.network.compute_dtype)
+  if not isinstance(config.learner.jit_compile, bool):
+    _fail('learner.jit_compile', 'True or False', config.learner.jit_compile)
   for field in ('network.lstm_size', 'num_actors', 'num_envs_per_actor',
                 'actor_update_period', 'actor_tf_threads', 'unroll_length',
                 'batch_size', 'total_frames', 'replay.queue_capacity',

@@ -1,5 +1,6 @@
 """Run-directory checks and the resolved-config hand-off to actors."""
 
+import json
 import os
 import tempfile
 
@@ -101,6 +102,19 @@ class RunSetupTest(absltest.TestCase):
     self.assertIsInstance(loaded.total_frames, int)
     with self.assertRaises(AttributeError):
       loaded.new_field = 1  # locked, as config_flags' lock_config=True
+
+  def test_json_of_an_older_run_gets_the_new_fields_defaults(self):
+    path = os.path.join(self._tempdir(), 'config.json')
+    values = _with(atari.get_config(), num_actors=3).to_dict()
+    del values['network']['compute_dtype']  # written before the field existed
+    del values['learner']['jit_compile']
+    with open(path, 'w') as f:
+      json.dump(values, f)
+    loaded = from_json.get_config(path)
+    self.assertEqual(loaded.network.compute_dtype,
+                     atari.get_config().network.compute_dtype)
+    self.assertFalse(loaded.learner.jit_compile)
+    self.assertEqual(loaded.num_actors, 3)  # recorded values win
 
 
 if __name__ == '__main__':
