@@ -37,7 +37,7 @@ train: setup
 	$(VENV)/bin/python -m launch.train --config=$(CONFIG) --logdir=$(LOGDIR)
 
 test: setup
-	$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider -n 2 --dist loadgroup tests
 
 clean-venv:
 	rm -rf $(VENV)

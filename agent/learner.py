@@ -38,8 +38,8 @@ uint8 observations and Reverb ops stay in the host's input pipeline
 (`distribute_datasets_from_function`), and the non-finite guard does not
 rely on CheckNumerics, which XLA compiles to a no-op (measured: a NaN norm
 passes `assert_all_finite` under jit_compile): non-finite gradients are
-zeroed in the graph, so the weights keep their values, and `step_on` raises
-on the host.
+zeroed in the graph, so the weights keep their values (RMSProp with momentum
+0, the default), and `step_on` raises on the host.
 
 Compute dtype: the network's (agent/precision.py). The gradients, the
 optimizer state and the variables are float32 in both dtypes.

@@ -17,6 +17,12 @@ before restoring a checkpoint or assigning weights. `variables` and
 LSTM, policy head, value head; kernel before bias), identical for every
 instance with the same arguments: actors receive weights as a flat list in it.
 
+Compute dtype (`compute_dtype`, agent/precision.py): 'float32', or
+'bfloat16' for the torso(s) and LSTM(s) through Keras' mixed_bfloat16 policy
+(float32 variables read as bfloat16 inside each layer call). The heads,
+logits, values and the core state between steps are float32 in both, and so
+is every input and output of `step` and `unroll`.
+
 Parameter counts (trainable, measured with `create_variables`):
   deep,    Atari 84×84×4, A=6 (Pong minimal set), 1 task:  1,623,511
            = torso 1,089,232 (991,488 of it in Linear 3872 → 256)

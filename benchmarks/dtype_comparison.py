@@ -45,7 +45,7 @@ _FRAMES = flags.DEFINE_integer('frames', None, 'total_frames of every run '
                                '(default: the config\'s).', lower_bound=1)
 _MINUTES = flags.DEFINE_float('minutes', None, 'Wall-time limit per run.',
                               lower_bound=0.5)
-_LAST = flags.DEFINE_integer('last', 100, 'Episodes averaged per run.',
+_LAST = flags.DEFINE_integer('last_episodes', 100, 'Episodes averaged per run.',
                              lower_bound=1)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

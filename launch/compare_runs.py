@@ -42,8 +42,6 @@ _LAST = flags.DEFINE_integer('last', 100, 'Episodes per game averaged for the '
                              'table.', lower_bound=1)
 _WINDOW = flags.DEFINE_integer('window', 20, 'Moving-average window of the '
                                'plot (episodes).', lower_bound=1)
-flags.mark_flags_as_required(['runs'])
-
 Episodes = Dict[str, Tuple[np.ndarray, np.ndarray]]  # game -> (frames, returns)
 
 
@@ -225,4 +223,6 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  # Here, not at import: benchmarks import this module's functions.
+  flags.mark_flags_as_required(['runs'])
   app.run(main)

@@ -1,14 +1,17 @@
-"""Which compute dtype the hardware runs natively (config.network.compute_dtype).
+"""Which compute dtype the hardware runs faster (config.network.compute_dtype).
 
 'auto' resolves to bfloat16 where the learner's (or actor's) devices compute
-it natively, else float32:
+it natively at a higher rate than float32, else float32:
   * TPUs (every generation computes bfloat16 in its matrix units);
   * GPUs of compute capability >= 8.0 (Ampere and later: bfloat16 tensor
     cores);
-  * CPUs with AMX-BF16 or AVX512-BF16 (Intel Cooper Lake / Sapphire Rapids
-    and later, AMD Zen 4), read from /proc/cpuinfo's flags. oneDNN, which
-    TensorFlow's x86 builds use, runs bfloat16 convolutions and matmuls on
-    them; elsewhere it emulates bfloat16 more slowly than float32.
+  * CPUs with AMX-BF16 (Intel Sapphire Rapids and later), read from
+    /proc/cpuinfo's flags; oneDNN, which TensorFlow's x86 builds use, runs
+    bfloat16 convolutions and matmuls on its tile units.
+AVX512-BF16 alone is not enough: on a 2-vCPU Xeon VM exposing AVX512-BF16
+and AVX512-FP16 but not AMX (2026-12-02, benchmarks/throughput.py), the
+bfloat16 matmul peak was 0.59× the float32 one and the deep learner step
+0.70× as fast, so such CPUs compute in float32.
 """
 
 import functools
@@ -83,6 +86,10 @@ def resolve_compute_dtype(requested: str,
                           f'{min(capabilities)[0]}.{min(capabilities)[1]}')
     return 'float32', f'auto: GPUs of compute capability {capabilities} < 8.0'
   flags = cpu_bfloat16_flags()
+  if 'AMX-BF16' in flags:
+    return 'bfloat16', 'auto: CPU has AMX-BF16'
   if flags:
-    return 'bfloat16', f'auto: CPU has {"/".join(flags)}'
-  return 'float32', 'auto: CPU has neither AMX-BF16 nor AVX512-BF16'
+    return 'float32', (f'auto: CPU has {"/".join(flags)} but no AMX-BF16, '
+                       'where bfloat16 measured slower than float32')
+  return 'float32', 'auto: CPU has no bfloat16 instructions'
+

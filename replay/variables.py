@@ -25,11 +25,37 @@ Both sides must pass the same variables in the same order (e.g.
 or dtype raises ValueError at construction.
 """
 
+import contextlib
+import io
+import sys
 from typing import Any, Dict, Optional, Sequence, Union
 
 import reverb
 import tensorflow as tf
-from tf_agents.experimental.distributed import reverb_variable_container
+
+
+def _import_gym_without_its_notice():
+  """Imports gym with its 3-line "Gym has been unmaintained" notice dropped.
+
+  TF-Agents imports gym (tf_agents.system.system_multiprocessing) though
+  nothing here uses it, and gym 0.26 prints that notice to stderr on import,
+  on every start of every process. Anything else gym prints is kept.
+  """
+  captured = io.StringIO()
+  with contextlib.redirect_stderr(captured):
+    try:
+      import gym  # pylint: disable=g-import-not-at-top,unused-import
+    except ImportError:
+      pass
+  notice = ('Gym has been unmaintained', 'Please upgrade to Gymnasium',
+            'See the migration guide at https://gymnasium')
+  kept = [line for line in captured.getvalue().splitlines(keepends=True)
+          if not line.startswith(notice)]
+  sys.stderr.write(''.join(kept))
+
+
+_import_gym_without_its_notice()
+from tf_agents.experimental.distributed import reverb_variable_container  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from replay import tables
 

@@ -46,6 +46,7 @@ REQUIREMENTS = {
     'ale_py': 'ale-py',
     'cv2': 'opencv-python-headless',
     'dm_env': 'dm-env',
+    'gym': 'gym',  # imported only to drop its notice (replay/variables.py)
     'matplotlib': 'matplotlib',
     'ml_collections': 'ml-collections',
     'numpy': 'numpy',

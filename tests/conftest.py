@@ -2,9 +2,17 @@
 
 Markers (see pytest.ini): `slow` for unit tests taking seconds to a minute,
 `e2e` for end-to-end runs with real subprocesses, Reverb and environments.
+
+Under pytest-xdist (`make test`: `-n 2 --dist loadgroup`) every e2e test is
+in one xdist group, so they run one after another on one worker (each
+already runs a server, actors and a learner on the machine's cores) while
+the other worker takes the unit tests, which mostly trace TF graphs on one
+core.
 """
 
 import os
+
+import pytest
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
@@ -25,3 +33,10 @@ def _configure_logical_cpus():
 
 
 _configure_logical_cpus()
+
+
+def pytest_itemcollected(item):
+  # At collection, before xdist's pytest_collection_modifyitems reads the
+  # xdist_group marks.
+  if item.get_closest_marker('e2e') is not None:
+    item.add_marker(pytest.mark.xdist_group('e2e'))

@@ -94,7 +94,9 @@ def test_bad_config_values_are_rejected_before_anything_starts(tmp_path):
 @pytest.mark.e2e
 def test_learns_catch_and_resumes_from_checkpoint(tmp_path):
   logdir = str(tmp_path / 'catch')
-  first = Run(logdir, '--config.total_frames=50000')
+  # Catch learns by ~35k frames (mean return 0.57 over 200 episodes at 33k
+  # frames, 2026-12-02); the resumed run ends at 80k.
+  first = Run(logdir, '--config.total_frames=30000')
   assert first.wait(timeout=300) == 0, first.output()[-4000:]
   first_episodes = read_episodes(logdir)
   assert first_episodes
@@ -102,17 +104,17 @@ def test_learns_catch_and_resumes_from_checkpoint(tmp_path):
   assert os.path.exists(os.path.join(logdir, 'learning_curve.png'))
   early = np.mean([float(r['episode_return']) for r in first_episodes[:100]])
 
-  second = Run(logdir, '--config.total_frames=160000')
+  second = Run(logdir, '--config.total_frames=80000')
   assert second.wait(timeout=300) == 0, second.output()[-4000:]
   resumed = re.search(r'Resuming at ([\d]+) frames', second.output())
   assert resumed, second.output()[-4000:]
-  assert int(resumed.group(1)) >= 50000
-  assert 'Reached total_frames=160000' in second.output()
+  assert int(resumed.group(1)) >= 30000
+  assert 'Reached total_frames=80000' in second.output()
 
   episodes = read_episodes(logdir)
   frames = [int(r['learner_frames']) for r in episodes]
   assert frames == sorted(frames)  # counters continue across the restart
-  assert frames[-1] >= 160000
+  assert frames[-1] >= 80000
   late = np.mean([float(r['episode_return']) for r in episodes[-100:]])
   print(f'Catch mean return: first 100 episodes {early:.2f}, last 100 {late:.2f}')
   assert early < RANDOM_POLICY_CEILING + 0.5  # starts near random
