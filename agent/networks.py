@@ -18,10 +18,10 @@ LSTM, policy head, value head; kernel before bias), identical for every
 instance with the same arguments: actors receive weights as a flat list in it.
 
 Compute dtype (`compute_dtype`, agent/precision.py): 'float32', or
-'bfloat16' for the torso(s) and LSTM(s) through Keras' mixed_bfloat16 policy
-(float32 variables read as bfloat16 inside each layer call). The heads,
-logits, values and the core state between steps are float32 in both, and so
-is every input and output of `step` and `unroll`.
+'bfloat16' for the torso(s) through Keras' mixed_bfloat16 policy (float32
+variables read as bfloat16 inside each layer call). The LSTM(s), heads,
+logits, values and core state are float32 in both, and so is every input and
+output of `step` and `unroll`.
 
 Parameter counts (trainable, measured with `create_variables`):
   deep,    Atari 84×84×4, A=6 (Pong minimal set), 1 task:  1,623,511
@@ -111,8 +111,8 @@ class ImpalaNetwork(tf.Module):
       distral_alpha, distral_beta: α in (0, 1], β > 0 of the 2-column
         parameterisation (distral.coefficients); unused otherwise.
       compute_dtype: 'float32' or 'bfloat16' (agent/precision.py): the dtype
-        the torso(s) and LSTM(s) compute in. Variables, the heads, logits,
-        values and the core state between steps are float32 either way.
+        the torso(s) compute in. Variables, the LSTM(s), the heads, logits,
+        values and the core state are float32 either way.
       name: module name.
 
     Initialisation under Distral: h0 and the task heads (β·f_i or the
@@ -158,8 +158,8 @@ class ImpalaNetwork(tf.Module):
     distral_init = dict(kernel_initializer='zeros', bias_initializer='zeros')
     with self.name_scope:
       self._torso = torsos.make_torso(torso, dtype=policy)
-      self._core = tf.keras.layers.LSTMCell(lstm_size, name='lstm',
-                                            dtype=policy)
+      # The LSTM stays float32 (agent/precision.py: LSTM state).
+      self._core = tf.keras.layers.LSTMCell(lstm_size, name='lstm')
       if distral_parameterization is None:
         self.policy_head = tf.keras.layers.Dense(num_actions,
                                                  name='policy_logits')
@@ -177,7 +177,7 @@ class ImpalaNetwork(tf.Module):
         self._distilled_torso = torsos.make_torso(
             torso, name=f'distilled_{self._torso.name}', dtype=policy)
         self._distilled_core = tf.keras.layers.LSTMCell(
-            lstm_size, name='distilled_lstm', dtype=policy)
+            lstm_size, name='distilled_lstm')
     core_input_size = _HIDDEN_SIZE + num_actions + 1
     builds = [(self._core, core_input_size
                + (num_tasks if task_one_hot_input else 0)),

@@ -130,8 +130,7 @@ class PrecisionTest(tf.test.TestCase):
     self.assertAllClose(o32.policy_logits, o16.policy_logits, atol=BF16_ATOL,
                         rtol=0)
     self.assertAllClose(o32.values, o16.values, atol=BF16_ATOL, rtol=0)
-    # The LSTM returns its state rounded to bfloat16 (|c| up to ~1.5: steps
-    # of 2^-7): relative bound.
+    # The (float32) LSTM's state inherits the torso's bfloat16 rounding.
     self.assertAllClose(s32, s16, atol=BF16_ATOL, rtol=1e-2)
     # Not trivially equal: bfloat16 really computed (rounding is visible).
     self.assertGreater(np.abs(o32.policy_logits - o16.policy_logits).max(),
