@@ -49,7 +49,6 @@ frames = agent_steps × frame_skip (raw Atari frames).
 """
 
 import math
-
 import os
 from typing import Callable, Dict, Optional, Sequence, Tuple
 

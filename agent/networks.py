@@ -270,7 +270,7 @@ class ImpalaNetwork(tf.Module):
   def _core_input(self, torso_output, prev_action, prev_reward, first,
                   task_id, task_one_hot) -> tf.Tensor:
     """float32 [..., 256 + A + 1 (+ num_tasks)]; action/reward zeroed where
-    `first` (the LSTM casts it to its compute dtype)."""
+    `first` (a bfloat16 torso's output is cast to the float32 LSTM's dtype)."""
     not_first = tf.cast(tf.logical_not(first), tf.float32)  # [...]
     parts = [tf.cast(torso_output, tf.float32),
              tf.one_hot(prev_action, self.num_actions) * not_first[..., None],
@@ -281,18 +281,11 @@ class ImpalaNetwork(tf.Module):
 
   @staticmethod
   def _core_step(core, core_input, first, core_state):
-    """One LSTM step with the state reset to zeros where `first` (rows [B]).
-
-    The cell computes in its compute dtype; its output and the state it
-    returns are float32 ([B, lstm_size]), as is the state it is given.
-    """
+    """One LSTM step with the state reset to zeros where `first` (rows [B])."""
     reset = first[:, None]  # [B, 1]
-    dtype = core.compute_dtype
-    h, c = (tf.cast(tf.where(reset, tf.zeros_like(s), s), dtype)
-            for s in core_state)
+    h, c = (tf.where(reset, tf.zeros_like(s), s) for s in core_state)
     output, (h, c) = core(core_input, [h, c])
-    return tf.cast(output, tf.float32), (tf.cast(h, tf.float32),
-                                         tf.cast(c, tf.float32))
+    return output, (h, c)
 
   def _columns(self, core_state):
     """(torso, core, task one-hot input, own (h, c)) of each column."""

@@ -164,8 +164,8 @@ def make_network(config, facts, compute_dtype: str = 'float32'
                  ) -> networks.ImpalaNetwork:
   """The config's ImpalaNetwork with its variables created (no strategy).
 
-  float32 unless told: the server's signatures and the exported policy (one
-  float32 format whatever the training dtype) do not depend on it.
+  float32 unless told: the server's signatures (float32 variables whatever
+  the dtype) do not depend on it; actors and the export pass theirs.
   """
   network = make_network_fn(config, facts['num_actions'], compute_dtype)()
   spec = facts['observation_spec']

@@ -10,8 +10,8 @@ it natively at a higher rate than float32, else float32:
     bfloat16 convolutions and matmuls on its tile units.
 AVX512-BF16 alone is not enough: on a 2-vCPU Xeon VM exposing AVX512-BF16
 and AVX512-FP16 but not AMX (2026-12-02, benchmarks/throughput.py), the
-bfloat16 matmul peak was 0.59× the float32 one and the deep learner step
-0.70× as fast, so such CPUs compute in float32.
+bfloat16 matmul peak was 0.58-0.59× the float32 one and the deep learner
+step 0.80-0.94× as fast (two runs), so such CPUs compute in float32.
 """
 
 import functools
