@@ -42,7 +42,7 @@ def distribute(strategy, unroll):
   share, then replica 1's, and so on.
   """
   replicas = strategy.num_replicas_in_sync
-  per = B // replicas
+  per = np.shape(unroll.first)[1] // replicas  # global B / replicas
 
   def part(i):
     return types.Unroll(

@@ -25,6 +25,7 @@ from agent import types
 from envs import atari
 from launch import hardware
 from tests import strategies
+from tests.agent.learner_test import distribute
 
 T, B = 5, 4
 LSTM = 32
@@ -76,26 +77,6 @@ def make_learner(strategy, compute_dtype, jit_compile=False,
       strategy=strategy, agent_steps_per_step=T * B, frame_skip=4,
       total_frames=T * B * 4 * 1000, checkpoint_dir=checkpoint_dir,
       learning_rate=1e-3, jit_compile=jit_compile)
-
-
-def distribute(strategy, unroll):
-  """Splits B across the replicas (one pipeline: replica i gets part i)."""
-  replicas = strategy.num_replicas_in_sync
-  per = B // replicas
-
-  def part(i):
-    return types.Unroll(
-        *[x[:, i * per:(i + 1) * per] for x in unroll[:-1]],
-        core_state=tuple(s[i * per:(i + 1) * per] for s in unroll.core_state))
-
-  def dataset_fn(context):
-    dataset = None
-    for i in range(context.input_pipeline_id, replicas,
-                   context.num_input_pipelines):
-      d = tf.data.Dataset.from_tensors(part(i))
-      dataset = d if dataset is None else dataset.concatenate(d)
-    return dataset.repeat()
-  return next(iter(strategy.distribute_datasets_from_function(dataset_fn)))
 
 
 def copy_weights(source, target):
