@@ -57,6 +57,7 @@ import numpy as np
 import tensorflow as tf
 
 from agent import networks
+from agent import optimizers
 from agent import popart
 from agent import types
 
@@ -113,6 +114,7 @@ class Learner:
                rmsprop_decay: float = 0.99,
                rmsprop_momentum: float = 0.0,
                rmsprop_epsilon: float = 0.01,
+               rmsprop_form: str = 'keras',
                max_grad_norm: float = 40.0,
                agent_steps_per_step: int = 640,
                frame_skip: int = 4,
@@ -140,6 +142,8 @@ class Learner:
       total_frames: raw frames at which the learning rate reaches 0.
       rmsprop_decay, rmsprop_momentum, rmsprop_epsilon: RMSProp (IMPALA: 0.99,
         0, 0.01).
+      rmsprop_form: where ε sits and where the accumulator starts
+        (agent/optimizers.py: 'keras', 'tf1' or 'pytorch').
       max_grad_norm: global-norm gradient clip (IMPALA: 40).
       agent_steps_per_step: B · T, agent steps consumed per learner step.
       frame_skip: raw frames per agent step.
@@ -181,9 +185,10 @@ class Learner:
                                       name='agent_steps')
       self._schedule = LinearDecayByFrames(learning_rate, total_frames,
                                            self._agent_steps, frame_skip)
-      self._optimizer = tf.keras.optimizers.RMSprop(
+      self._optimizer = optimizers.RMSProp(
           learning_rate=self._schedule, rho=rmsprop_decay,
-          momentum=rmsprop_momentum, epsilon=rmsprop_epsilon)
+          momentum=rmsprop_momentum, epsilon=rmsprop_epsilon,
+          form=rmsprop_form)
       self._optimizer.build(self._network.trainable_variables)
       self._popart = None
       if popart_step_size is not None:

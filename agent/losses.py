@@ -111,7 +111,9 @@ def impala_loss(agent_outputs: types.AgentOutput,
     metrics a dict of scalars: 'loss', 'policy_loss', 'baseline_loss',
     'entropy_loss' (the weighted summed terms), 'entropy' (mean H per step),
     'mean_vs' (mean v_s), 'mean_rho' (mean unclipped π(a_s|x_s)/μ(a_s|x_s)),
-    'mean_abs_pg_advantage' (mean |A_s|); with a mask, the means are over
+    'mean_abs_pg_advantage' (mean |A_s|), 'behaviour_kl' (mean KL(μ‖π) of
+    the full distributions in nats: the policy lag; 'mean_rho' cannot show it,
+    being 1 in expectation under μ for any π); with a mask, the means are over
     existing transitions and 'valid_fraction' (their share of T × B) is added.
     Under Distral also 'distillation_loss' (summed), 'distral/kl' (mean
     KL(π_i‖π0)), 'distral/distilled_entropy' (mean H(π0)),
@@ -288,6 +290,11 @@ def _loss(agent_outputs, unroll, popart_state, *, discount, baseline_cost,
     baseline_terms = tf.square(value_errors)  # [T, B]
     log_pi = tf.nn.log_softmax(target_logits)  # [T, B, A] log π(·|x_s)
     entropy = -tf.reduce_sum(tf.exp(log_pi) * log_pi, axis=-1)  # [T, B] H
+    # Policy lag, as the full-distribution KL(μ‖π) [T, B]: the mean of ρ is
+    # 1 in expectation under μ whatever π is, so it cannot show lag.
+    log_mu = tf.nn.log_softmax(behaviour_logits)  # [T, B, A] log μ(·|x_s)
+    behaviour_kl = tf.stop_gradient(tf.reduce_sum(
+        tf.exp(log_mu) * (log_mu - log_pi), axis=-1))  # [T, B]
     if valid is not None:
       pg_terms, baseline_terms, entropy = (
           valid * x for x in (pg_terms, baseline_terms, entropy))
@@ -305,7 +312,7 @@ def _loss(agent_outputs, unroll, popart_state, *, discount, baseline_cost,
     if valid is not None:
       metrics = _masked_metrics(
           valid, total_loss, policy_loss, baseline_loss, entropy_loss,
-          entropy, vs, pg_advantages, log_rhos)
+          entropy, vs, pg_advantages, log_rhos, behaviour_kl)
     else:
       metrics = {
           'loss': total_loss,
@@ -316,6 +323,7 @@ def _loss(agent_outputs, unroll, popart_state, *, discount, baseline_cost,
           'mean_vs': tf.reduce_mean(vs),
           'mean_rho': tf.reduce_mean(tf.exp(log_rhos)),
           'mean_abs_pg_advantage': tf.reduce_mean(tf.abs(pg_advantages)),
+          'behaviour_kl': tf.reduce_mean(behaviour_kl),
       }
     if distral_terms is not None:
       metrics['loss'] = total_loss
@@ -344,8 +352,8 @@ def _valid_transitions(unroll: types.Unroll,
 
 
 def _masked_metrics(valid, total_loss, policy_loss, baseline_loss,
-                    entropy_loss, entropy, vs, pg_advantages, log_rhos
-                   ) -> Dict[str, tf.Tensor]:
+                    entropy_loss, entropy, vs, pg_advantages, log_rhos,
+                   behaviour_kl) -> Dict[str, tf.Tensor]:
   """The metrics of impala_loss with means over existing transitions only."""
   count = tf.reduce_sum(valid)
   mean = lambda x: tf.reduce_sum(valid * x) / tf.maximum(count, 1.0)
@@ -358,5 +366,6 @@ def _masked_metrics(valid, total_loss, policy_loss, baseline_loss,
       'mean_vs': mean(vs),
       'mean_rho': mean(tf.exp(log_rhos)),
       'mean_abs_pg_advantage': mean(tf.abs(pg_advantages)),
+      'behaviour_kl': mean(behaviour_kl),
       'valid_fraction': count / tf.cast(tf.size(valid), valid.dtype),
   }

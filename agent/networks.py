@@ -59,6 +59,8 @@ def _tensor(value, name: str, dtype: Optional[tf.DType],
 
 DISTRAL_PARAMETERIZATIONS = ('1col', '2col')
 DISTRAL_COLUMNS = ('shared', 'separate')
+CORES = ('lstm', 'feedforward')
+HEAD_INITS = ('glorot_uniform', 'orthogonal')
 
 
 class ImpalaNetwork(tf.Module):
@@ -91,6 +93,7 @@ class ImpalaNetwork(tf.Module):
                distral_columns: str = 'shared',
                distral_alpha: float = 1.0, distral_beta: float = 1.0,
                compute_dtype: str = 'float32',
+               core: str = 'lstm', head_init: str = 'glorot_uniform',
                name: str = 'impala_network'):
     """Creates the network; core and heads are built here, the torso lazily.
 
@@ -113,6 +116,15 @@ class ImpalaNetwork(tf.Module):
       compute_dtype: 'float32' or 'bfloat16' (agent/precision.py): the dtype
         the torso(s) compute in. Variables, the LSTM(s), the heads, logits,
         values and the core state are float32 either way.
+      core: 'lstm' (the paper) or 'feedforward': the heads read the torso's
+        output directly and prev_action/prev_reward are not inputs (the
+        feed-forward agents of Cleanba and monobeast, whose observation's
+        frame stack carries the motion). The core state keeps its shape and
+        passes through unchanged, so the Reverb signature is the same.
+      head_init: 'glorot_uniform' (Keras' default, the original code) or
+        'orthogonal': policy head kernel orthogonal with gain 0.01 (the
+        initial policy is uniform to ~1e-3 nats) and value head gain 1, zero
+        biases (CleanRL/Cleanba `layer_init`; Andrychowicz et al. 2021 §3.2).
       name: module name.
 
     Initialisation under Distral: h0 and the task heads (β·f_i or the
@@ -122,7 +134,8 @@ class ImpalaNetwork(tf.Module):
 
     Raises:
       ValueError: on a non-positive size, an unknown torso, parameterisation,
-        column layout or compute dtype, or α ∉ (0, 1] / β <= 0 under '2col'.
+        column layout, compute dtype, core or head_init, a feed-forward core
+        with separate Distral columns, or α ∉ (0, 1] / β <= 0 under '2col'.
     """
     super().__init__(name=name)
     self.compute_dtype = precision.check_compute_dtype(compute_dtype)
@@ -141,6 +154,14 @@ class ImpalaNetwork(tf.Module):
     if distral_columns not in DISTRAL_COLUMNS:
       raise ValueError(f'`distral_columns` must be one of {DISTRAL_COLUMNS}; '
                        f'got {distral_columns!r}.')
+    if core not in CORES:
+      raise ValueError(f'`core` must be one of {CORES}; got {core!r}.')
+    if head_init not in HEAD_INITS:
+      raise ValueError(f'`head_init` must be one of {HEAD_INITS}; got '
+                       f'{head_init!r}.')
+    if core == 'feedforward' and distral_parameterization and (
+        distral_columns == 'separate'):
+      raise ValueError("A 'feedforward' core needs distral_columns='shared'.")
     if distral_parameterization == '2col' and not (
         0.0 < distral_alpha <= 1.0 and distral_beta > 0.0):
       raise ValueError('2-column Distral needs alpha in (0, 1] and beta > 0; '
@@ -149,6 +170,8 @@ class ImpalaNetwork(tf.Module):
     self.num_tasks = num_tasks = int(num_tasks)
     self.lstm_size = lstm_size = int(lstm_size)
     self.torso_name = torso
+    self.core_name, self.head_init = core, head_init
+    feedforward = core == 'feedforward'
     self.task_one_hot_input = task_one_hot_input
     self.distral_parameterization = distral_parameterization
     self.distral_columns = distral_columns if distral_parameterization else None
@@ -156,18 +179,27 @@ class ImpalaNetwork(tf.Module):
         distral_beta)
     separate = self.distral_columns == 'separate'
     distral_init = dict(kernel_initializer='zeros', bias_initializer='zeros')
+    policy_init = value_init = {}
+    if head_init == 'orthogonal':
+      policy_init = dict(kernel_initializer=tf.keras.initializers.Orthogonal(
+          0.01), bias_initializer='zeros')
+      value_init = dict(kernel_initializer=tf.keras.initializers.Orthogonal(
+          1.0), bias_initializer='zeros')
     with self.name_scope:
       self._torso = torsos.make_torso(torso, dtype=policy)
       # The LSTM stays float32 (agent/precision.py: LSTM state).
-      self._core = tf.keras.layers.LSTMCell(lstm_size, name='lstm')
+      self._core = (None if feedforward else
+                    tf.keras.layers.LSTMCell(lstm_size, name='lstm'))
       if distral_parameterization is None:
         self.policy_head = tf.keras.layers.Dense(num_actions,
-                                                 name='policy_logits')
+                                                 name='policy_logits',
+                                                 **policy_init)
       else:  # one head per task: [..., num_tasks · A]
         self.policy_head = tf.keras.layers.Dense(
             num_tasks * num_actions, name='task_policy_logits', **distral_init)
       # Own layer: PopArt rescales kernel [lstm, tasks], bias [tasks] (§5).
-      self.value_head = tf.keras.layers.Dense(num_tasks, name='value')
+      self.value_head = tf.keras.layers.Dense(num_tasks, name='value',
+                                              **value_init)
       self.distilled_head = None
       self._distilled_torso = self._distilled_core = None
       if distral_parameterization is not None:
@@ -179,11 +211,14 @@ class ImpalaNetwork(tf.Module):
         self._distilled_core = tf.keras.layers.LSTMCell(
             lstm_size, name='distilled_lstm')
     core_input_size = _HIDDEN_SIZE + num_actions + 1
-    builds = [(self._core, core_input_size
-               + (num_tasks if task_one_hot_input else 0)),
-              (self.policy_head, lstm_size), (self.value_head, lstm_size)]
+    head_input_size = _HIDDEN_SIZE if feedforward else lstm_size
+    builds = [] if feedforward else [
+        (self._core, core_input_size
+         + (num_tasks if task_one_hot_input else 0))]
+    builds += [(self.policy_head, head_input_size),
+               (self.value_head, head_input_size)]
     if self.distilled_head is not None:
-      builds.append((self.distilled_head, lstm_size))
+      builds.append((self.distilled_head, head_input_size))
     if separate:
       builds.append((self._distilled_core, core_input_size))
     for layer, input_size in builds:
@@ -232,7 +267,9 @@ class ImpalaNetwork(tf.Module):
     if self.distilled_head is None:
       raise ValueError('distilled_policy_checkpoint needs a Distral network.')
     if self._distilled_core is None:
-      parts = dict(_torso=self._torso, _core=self._core)
+      parts = dict(_torso=self._torso)
+      if self._core is not None:
+        parts['_core'] = self._core
     else:
       parts = dict(_distilled_torso=self._distilled_torso,
                    _distilled_core=self._distilled_core)
@@ -365,6 +402,10 @@ class ImpalaNetwork(tf.Module):
     core_outputs, states = [], []
     for torso, core, one_hot, state in self._columns(core_state):
       torso_output = torso(inputs)  # [B, 256]
+      if core is None:  # feed-forward: the state passes through
+        core_outputs.append(tf.cast(torso_output, tf.float32))
+        states.append(state)
+        continue
       core_input = self._core_input(torso_output, prev_action, prev_reward,
                                     first, task_id, one_hot)
       core_output, state = self._core_step(core, core_input, first, state)
@@ -412,6 +453,10 @@ class ImpalaNetwork(tf.Module):
       torso_output = torso(inputs)  # [T·B, 256]
       torso_output = tf.reshape(
           torso_output, tf.concat([t_b, [_HIDDEN_SIZE]], 0))  # [T, B, 256]
+      if core is None:  # feed-forward: the state passes through
+        core_outputs.append(tf.cast(torso_output, tf.float32))
+        states.append(state)
+        continue
       core_input = self._core_input(torso_output, prev_action, prev_reward,
                                     first, task_id, one_hot)  # [T, B, D]
       outputs, state = self._unroll_core(core, core_input, first, state)

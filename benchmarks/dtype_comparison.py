@@ -22,18 +22,14 @@ ROOT/summary.md.
 """
 
 import os
-import signal
-import subprocess
 import sys
-import time
 
 from absl import app
 from absl import flags
-import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from launch import compare_runs  # pylint: disable=wrong-import-position
+from benchmarks import ablations  # pylint: disable=wrong-import-position
 
 _CONFIG = flags.DEFINE_string('config', 'configs/smoke.py', 'Config file.')
 _ROOT = flags.DEFINE_string('root', 'logs/dtype_comparison',
@@ -48,35 +44,6 @@ _MINUTES = flags.DEFINE_float('minutes', None, 'Wall-time limit per run.',
 _LAST = flags.DEFINE_integer('last_episodes', 100, 'Episodes averaged per run.',
                              lower_bound=1)
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _run(logdir: str, dtype: str, seed: int) -> None:
-  """One launch.train run into `logdir`; reused if it already finished."""
-  if os.path.exists(os.path.join(logdir, 'learning_curve.png')):
-    print(f'  reuse {logdir}', flush=True)
-    return
-  command = [sys.executable, '-m', 'launch.train', f'--config={_CONFIG.value}',
-             f'--logdir={logdir}', f'--config.network.compute_dtype={dtype}',
-             f'--config.seed={seed}']
-  if _FRAMES.value:
-    command.append(f'--config.total_frames={_FRAMES.value}')
-  print('  ' + ' '.join(command[2:]), flush=True)
-  os.makedirs(logdir, exist_ok=True)
-  start = time.time()
-  with open(logdir + '.log', 'w') as log:
-    proc = subprocess.Popen(command, cwd=REPO, stdout=log,
-                            stderr=subprocess.STDOUT)
-    try:
-      proc.wait(timeout=_MINUTES.value * 60 if _MINUTES.value else None)
-    except subprocess.TimeoutExpired:
-      proc.send_signal(signal.SIGINT)  # Ctrl-C: save, export, plot, exit
-      proc.wait(timeout=300)
-  if proc.returncode:
-    raise RuntimeError(f'{logdir}: launch.train exited {proc.returncode} '
-                       f'(see {logdir}.log)')
-  print(f'  done in {time.time() - start:.0f} s', flush=True)
-
 
 def main(argv):
   del argv
@@ -84,31 +51,14 @@ def main(argv):
   for seed in range(_SEEDS.value):  # dtypes alternate: drift hits both
     for dtype in _DTYPES.value:
       logdir = os.path.join(_ROOT.value, f'{dtype}_seed{seed}')
-      _run(logdir, dtype, seed)
-      runs[(dtype, seed)] = compare_runs.read_episodes(logdir)
-  labels = [f'{dtype} seed {seed}' for dtype, seed in runs]
-  episodes = list(runs.values())
-  frames = compare_runs.common_frames(episodes)
-  png = compare_runs.plot(episodes, labels, frames,
-                          os.path.join(_ROOT.value, 'dtype_comparison.png'),
-                          window=50)
-  summaries = [compare_runs.summarize(e, frames, _LAST.value) for e in episodes]
-  lines = [f'# float32 vs bfloat16: {_CONFIG.value}, {frames:,} learner frames '
-           f'per run (the frames every run reached)', '',
-           f'Mean return of the last {_LAST.value} episodes of each run at '
-           f'<= {frames:,} frames; plot: {png}', '', '```']
-  lines += compare_runs.table(summaries, labels)
-  lines += ['```', '', '| dtype | per seed | mean ± std over seeds |',
-            '| --- | --- | --- |']
-  for dtype in _DTYPES.value:
-    values = []
-    for (d, _), summary in zip(runs, summaries):
-      if d == dtype:
-        values.append(np.mean([g['mean_return'] for g in
-                               summary['games'].values()]))
-    lines.append(f'| {dtype} | {", ".join(f"{v:.2f}" for v in values)} | '
-                 f'{np.mean(values):.2f} ± {np.std(values):.2f} |')
-  text = '\n'.join(lines) + '\n'
+      ablations.run_train(
+          logdir, _CONFIG.value,
+          [f'network.compute_dtype={dtype}', f'seed={seed}'], _FRAMES.value,
+          _MINUTES.value)
+      runs[(dtype, seed)] = logdir
+  text = ablations.compare(runs, f'float32 vs bfloat16: {_CONFIG.value}',
+                           _ROOT.value, 'dtype_comparison.png', _LAST.value,
+                           'dtype')
   with open(os.path.join(_ROOT.value, 'summary.md'), 'w') as f:
     f.write(text)
   print(text)

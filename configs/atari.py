@@ -33,6 +33,10 @@ def get_config(game: str = 'pong') -> ml_collections.ConfigDict:
   config.network = ml_collections.ConfigDict()
   config.network.torso = 'deep'  # 'deep' (IMPALA ResNet) | 'shallow'
   config.network.lstm_size = 256
+  # 'lstm' (the paper) | 'feedforward' (heads on the torso; agent/networks.py)
+  config.network.core = 'lstm'
+  # 'glorot_uniform' (Keras default) | 'orthogonal' (policy gain 0.01, value 1)
+  config.network.head_init = 'glorot_uniform'
   config.network.task_one_hot_input = False  # one_hot(task_id) into the LSTM
   # 'auto' | 'float32' | 'bfloat16': the dtype the torso computes in
   # (variables, LSTM, heads, losses stay float32; agent/precision.py).
@@ -58,6 +62,9 @@ def get_config(game: str = 'pong') -> ml_collections.ConfigDict:
   config.learner.rmsprop_decay = 0.99
   config.learner.rmsprop_momentum = 0.0
   config.learner.rmsprop_epsilon = 0.01
+  # 'keras' (ε inside the root, ν0 = 0) | 'tf1' (inside, ν0 = 1: the paper's
+  # TF1 optimizer) | 'pytorch' (ε outside the root; agent/optimizers.py)
+  config.learner.rmsprop_form = 'keras'
   config.learner.max_grad_norm = 40.0  # global-norm clip
   config.learner.discount = 0.99  # γ
   config.learner.baseline_cost = 0.5

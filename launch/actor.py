@@ -25,6 +25,7 @@ from ml_collections import config_flags
 import tensorflow as tf
 
 from launch import builder
+from launch import cli
 from launch import validate
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -63,4 +64,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)

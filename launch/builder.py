@@ -157,7 +157,8 @@ def make_network_fn(config: ml_collections.ConfigDict, num_actions: int,
       task_one_hot_input=config.network.task_one_hot_input,
       distral_parameterization=distral_parameterization(config),
       distral_columns=config.distral.columns, distral_alpha=alpha,
-      distral_beta=beta, compute_dtype=compute_dtype)
+      distral_beta=beta, compute_dtype=compute_dtype,
+      core=config.network.core, head_init=config.network.head_init)
 
 
 def make_network(config, facts, compute_dtype: str = 'float32'
@@ -248,7 +249,8 @@ def make_learner(config, facts, strategy, server_address, checkpoint_dir):
       loss_fn=make_loss_fn(config), strategy=strategy,
       learning_rate=lc.learning_rate, total_frames=config.total_frames,
       rmsprop_decay=lc.rmsprop_decay, rmsprop_momentum=lc.rmsprop_momentum,
-      rmsprop_epsilon=lc.rmsprop_epsilon, max_grad_norm=lc.max_grad_norm,
+      rmsprop_epsilon=lc.rmsprop_epsilon, rmsprop_form=lc.rmsprop_form,
+      max_grad_norm=lc.max_grad_norm,
       agent_steps_per_step=agent_steps_per_learner_step(config),
       frame_skip=config.env.frame_skip, checkpoint_dir=checkpoint_dir,
       popart_step_size=lc.popart_step_size if lc.popart else None,

@@ -53,6 +53,7 @@ from envs import atari
 from envs import catch
 from envs import distral_gridworld
 from envs import scores
+from launch import cli
 from launch import eval_report
 
 _POLICY = flags.DEFINE_string(
@@ -391,4 +392,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)

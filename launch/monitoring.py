@@ -225,15 +225,17 @@ def write_distral_coefficients(alpha: float, beta: float, frames: int) -> None:
 
 
 def learner_summary(metrics: Dict[str, float]) -> str:
-  """' | entropy H | grad_norm G [| KL K]' of the latest learner step.
+  """' | entropy H | grad_norm G | lag KL(μ‖π) L [| KL K]' of the latest step.
 
   The entropy of π (nats per step; ln A is uniform) and the pre-clip global
-  gradient norm show a stuck run in its first minutes; under Distral the mean
-  KL(π_i‖π0) too. Empty before the first step.
+  gradient norm show a stuck run in its first minutes, the mean KL(μ‖π) of
+  the batch the policy lag of the actors; under Distral the mean KL(π_i‖π0)
+  too. Empty before the first step.
   """
   parts = []
   for key, label, fmt in (('entropy', 'entropy', '.3f'),
                           ('grad_norm', 'grad_norm', '.3g'),
+                          ('behaviour_kl', 'KL(μ‖π)', '.2g'),
                           ('distral/kl', 'KL(π_i‖π0)', '.4f')):
     if key in metrics:
       parts.append(f'{label} {metrics[key]:{fmt}}')

@@ -20,6 +20,7 @@ from ml_collections import config_flags
 import tensorflow as tf
 
 from launch import builder
+from launch import cli
 from launch import run_setup
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -38,6 +39,7 @@ def main(argv):
   config = _CONFIG.value
   try:
     facts = run_setup.validate_and_describe(config, tf.distribute.get_strategy())
+    cli.check_port_free(_PORT.value, '--port')
   except ValueError as e:
     sys.exit(f'error: {e}')
   if config.replay.replay_proportion > 0 and not _CHECKPOINT_DIR.value:
@@ -52,4 +54,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)

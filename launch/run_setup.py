@@ -33,13 +33,15 @@ def validate_and_describe(config: ml_collections.ConfigDict,
 # run must keep them.
 RESUME_FIXED_FIELDS = ('env.name', 'env.game', 'env.full_action_space',
                        'env.frame_skip', 'network.torso', 'network.lstm_size',
+                       'network.core',
                        'network.task_one_hot_input', 'learner.popart',
                        'distral.variant', 'distral.columns', 'distral.kl_cost',
                        'distral.entropy_cost', 'env.num_tasks',
                        'env.task_offset', 'env.goal_set', 'env.size')
 # Values of fields that older runs' config.json lack (they predate the field):
 # a run recorded before Distral existed ran with Distral off.
-RESUME_DEFAULTS = {'distral.variant': 'none', 'distral.columns': 'shared'}
+RESUME_DEFAULTS = {'distral.variant': 'none', 'distral.columns': 'shared',
+                   'network.core': 'lstm'}
 _DISTRAL_COSTS = ('distral.kl_cost', 'distral.entropy_cost')  # off: free
 # Runs with HER replay also restore their Reverb tables (signatures, sizes)
 # from LOGDIR/reverb, so the fields that shape those tables are fixed too.
@@ -66,7 +68,7 @@ def check_logdir(logdir: str, config: ml_collections.ConfigDict) -> None:
 
   Raises:
     ValueError: the logdir is remote (episodes.csv and config.json are local
-      files), or holds checkpoints of a run whose checkpoint-shaping fields
+      files), a file, not writable by this user, or holds checkpoints of a run whose checkpoint-shaping fields
       (RESUME_FIXED_FIELDS; with HER replay also REPLAY_RESUME_FIXED_FIELDS,
       which shape the Reverb tables restored from LOGDIR/reverb) differ from
       this config.
@@ -74,6 +76,15 @@ def check_logdir(logdir: str, config: ml_collections.ConfigDict) -> None:
   if '://' in logdir:
     raise ValueError(f'--logdir must be a local directory; got {logdir!r} '
                      '(copy the run to remote storage after it ends).')
+  if os.path.exists(logdir) and not os.path.isdir(logdir):
+    raise ValueError(f'--logdir must be a directory (new or a run to '
+                     f'resume); {logdir!r} is a file.')
+  existing = os.path.abspath(logdir)
+  while not os.path.exists(existing):  # the nearest existing ancestor
+    existing = os.path.dirname(existing)
+  if not os.path.isdir(existing) or not os.access(existing, os.W_OK | os.X_OK):
+    raise ValueError(f'--logdir {logdir!r} is not writable ({existing!r} '
+                     'does not let this user create files); choose another.')
   recorded = os.path.join(logdir, 'config.json')
   has_checkpoint = os.path.exists(os.path.join(logdir, 'checkpoints', 'checkpoint'))
   if not (has_checkpoint and os.path.exists(recorded)):

@@ -30,6 +30,7 @@ from absl import logging
 from ml_collections import config_flags
 
 from launch import builder
+from launch import cli
 from launch import learner_loop
 from launch import run_setup
 from launch import strategy as strategy_lib
@@ -56,6 +57,7 @@ def main(argv):
     strategy = strategy_lib.get_strategy(_TPU.value, _USE_GPU.value)
     facts = run_setup.validate_and_describe(config, strategy)
     run_setup.check_logdir(logdir, config)
+    cli.check_port_free(_REVERB_PORT.value, '--reverb_port')
   except ValueError as e:
     sys.exit(f'error: {e}')
   config_path = run_setup.prepare_logdir(logdir, config)
@@ -88,4 +90,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)

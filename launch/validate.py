@@ -13,6 +13,7 @@ import os
 import ml_collections
 
 from agent import networks
+from agent import optimizers
 from envs import atari
 from launch import builder
 from launch import goal_builder
@@ -99,6 +100,21 @@ def validate_config(config: ml_collections.ConfigDict, *,
   _positive_int(config, 'env.frame_skip')
   if config.network.torso not in TORSOS:
     _fail('network.torso', f'one of {TORSOS}', config.network.torso)
+  for field, choices in (('core', networks.CORES),
+                         ('head_init', networks.HEAD_INITS)):
+    if config.network[field] not in choices:
+      _fail(f'network.{field}', f'one of {choices}', config.network[field])
+  if config.network.core == 'feedforward' and config.network.task_one_hot_input:
+    _fail('network.task_one_hot_input', "False with network.core="
+          "'feedforward' (the one-hot is an LSTM input)", True)
+  if (config.network.core == 'feedforward' and
+      config.distral.variant != 'none' and
+      config.distral.columns == 'separate'):
+    _fail('distral.columns', "'shared' with network.core='feedforward'",
+          config.distral.columns)
+  if config.learner.rmsprop_form not in optimizers.FORMS:
+    _fail('learner.rmsprop_form', f'one of {optimizers.FORMS}',
+          config.learner.rmsprop_form)
   if config.network.compute_dtype not in hardware.COMPUTE_DTYPE_CHOICES:
     _fail('network.compute_dtype', f'one of {hardware.COMPUTE_DTYPE_CHOICES}',
           config.network.compute_dtype)

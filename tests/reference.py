@@ -139,6 +139,7 @@ def impala_loss(policy_logits: np.ndarray,
   Returns:
     dict of float64 scalars 'loss', 'policy_loss', 'baseline_loss',
     'entropy_loss', 'entropy', 'mean_vs', 'mean_rho', 'mean_abs_pg_advantage',
+    'behaviour_kl',
     and arrays 'vs', 'pg_advantages', 'baseline' ([T, B]), 'log_pi' ([T, B, A]).
   """
   num_steps = policy_logits.shape[0] - 1
@@ -191,6 +192,8 @@ def impala_loss(policy_logits: np.ndarray,
       mean_vs=vs.mean(),
       mean_rho=np.exp(log_rhos).mean(),
       mean_abs_pg_advantage=np.abs(pg_advantages).mean(),
+      # KL(μ‖π) = Σ_a μ(a|x_s) (log μ(a|x_s) − log π(a|x_s)), mean over s.
+      behaviour_kl=np.sum(np.exp(log_mu) * (log_mu - log_pi), axis=-1).mean(),
       vs=vs,
       pg_advantages=pg_advantages,
       baseline=baseline,

@@ -11,7 +11,8 @@ from agent import types
 from tests import reference
 
 METRIC_KEYS = ('loss', 'policy_loss', 'baseline_loss', 'entropy_loss',
-               'entropy', 'mean_vs', 'mean_rho', 'mean_abs_pg_advantage')
+               'entropy', 'mean_vs', 'mean_rho', 'mean_abs_pg_advantage',
+               'behaviour_kl')
 UNROLL_FIELDS = ('first', 'reward', 'discount', 'action', 'behaviour_logits',
                  'task_id')
 
