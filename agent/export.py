@@ -52,6 +52,7 @@ import numpy as np
 import tensorflow as tf
 
 from agent import networks
+from agent import policy_dir
 from agent import popart
 
 ACTION_SETS = ('minimal', 'full')
@@ -222,30 +223,17 @@ class _Policy(tf.Module):
           input_signature=list(specs.values()) + list(state_spec))
 
 
-def _replace_directory(source: str, target: str) -> None:
-  """Moves `source` to `target`; an existing `target` is kept until then."""
-  old = None
-  if tf.io.gfile.exists(target):
-    old = f'{target}.old-{uuid.uuid4().hex[:8]}'
-    tf.io.gfile.rename(target, old)
-  try:
-    tf.io.gfile.rename(source, target)
-  except Exception:
-    if old is not None:
-      tf.io.gfile.rename(old, target)  # Put the previous policy back.
-    raise
-  if old is not None:
-    tf.io.gfile.rmtree(old)
-
-
 def export_policy(network: networks.ImpalaNetwork, path: str, *,
                   observation_spec, metadata: Mapping[str, Any],
                   popart_state: Optional[popart.PopArtState] = None) -> None:
   """Writes the acting policy of `network` as a SavedModel at `path`.
 
-  Atomic for readers: the SavedModel is written to a sibling temporary
-  directory, then the existing `path` (if any) is renamed away, the new one
-  renamed in and the old one deleted. If export fails, `path` is unchanged.
+  Atomic for readers and crashes: the SavedModel is written to a sibling
+  temporary directory, then published as the next version of
+  PATH_versions/ with `path` an atomically replaced symlink to it
+  (agent/policy_dir.py; remote paths: rename away, rename in). At every
+  instant after the first export `path` is a complete SavedModel. If export
+  fails, `path` is unchanged.
 
   Args:
     network: an ImpalaNetwork (variables are created here if needed). May live
@@ -295,7 +283,7 @@ def export_policy(network: networks.ImpalaNetwork, path: str, *,
     with tf.io.gfile.GFile(os.path.join(tmp, 'assets.extra', 'metadata.json'),
                            'w') as f:
       f.write(json.dumps(meta, indent=2, sort_keys=True) + '\n')
-    _replace_directory(tmp, path)
+    policy_dir.publish(tmp, path)
   finally:
     if tf.io.gfile.exists(tmp):
       tf.io.gfile.rmtree(tmp)

@@ -202,6 +202,7 @@ class Learner:
     if self._popart is not None:
       self._checkpoint.popart = tf.train.Checkpoint(**self._popart._asdict())
     self._manager = None
+    self._max_checkpoints_to_keep = max_checkpoints_to_keep
     if checkpoint_dir:
       self._manager = tf.train.CheckpointManager(
           self._checkpoint, checkpoint_dir, max_to_keep=max_checkpoints_to_keep)
@@ -407,26 +408,81 @@ class Learner:
 
   # --------------------------------------------------------------- checkpoint
   def restore(self) -> bool:
-    """Restores the latest checkpoint of checkpoint_dir; True if one existed."""
+    """Restores the newest restorable checkpoint of checkpoint_dir.
+
+    Tries the checkpoints newest first. One that cannot be read (a torn
+    .data or .index file, a missing shard, another network's variables) is
+    logged and moved, files and all, to CHECKPOINT_DIR/corrupt/ (never
+    deleted), and dropped from the CheckpointManager's list, so that it does
+    not keep a keep-slot while good older checkpoints rotate out.
+
+    Returns:
+      True if a checkpoint was restored, False if there was none.
+
+    Raises:
+      ValueError: if checkpoints exist and none can be restored (all are
+        then in CHECKPOINT_DIR/corrupt/).
+    """
     if self._manager is None or not self._manager.checkpoints:
       return False
+    directory = self._manager.directory
+    set_aside = []
+    restored = None
     for path in reversed(self._manager.checkpoints):  # newest first
       try:
         self._checkpoint.restore(path).assert_consumed()
-      except (tf.errors.OpError, ValueError, AssertionError) as e:
-        logging.error('Cannot restore %s (%s); trying an older checkpoint.',
-                      path, e)
+      except (tf.errors.OpError, ValueError, AssertionError, IndexError,
+              OSError) as e:  # IndexError: "Read less bytes than requested"
+        logging.error('Cannot restore %s (%s: %s); setting it aside and '
+                      'trying an older checkpoint.', path, type(e).__name__,
+                      str(e).splitlines()[0] if str(e) else '')
+        set_aside.append(path)
         continue
-      logging.info('Restored %s: %d learner steps, %d agent steps (%d frames).',
-                   path, self.learner_steps, self.agent_steps, self.frames)
-      if self._popart is not None:
-        logging.info('Restored PopArt statistics: %s', {
-            field: [float(x) for x in value]
-            for field, value in self.popart_statistics()._asdict().items()})
-      return True
-    raise ValueError(f'No checkpoint in {self._manager.directory} could be '
-                     'restored (see the errors above); the run directory '
-                     'belongs to an incompatible network or is corrupted.')
+      restored = path
+      break
+    if set_aside:
+      self._set_aside(set_aside, restored)
+    if restored is None:
+      raise ValueError(f'No checkpoint in {directory} could be restored (see '
+                       'the errors above; the unreadable ones are in '
+                       f'{os.path.join(directory, "corrupt")}): the run '
+                       'directory belongs to an incompatible network or is '
+                       'corrupted.')
+    logging.info('Restored %s: %d learner steps, %d agent steps (%d frames).',
+                 restored, self.learner_steps, self.agent_steps, self.frames)
+    if self._popart is not None:
+      logging.info('Restored PopArt statistics: %s', {
+          field: [float(x) for x in value]
+          for field, value in self.popart_statistics()._asdict().items()})
+    return True
+
+  def _set_aside(self, bad: Sequence[str], latest: Optional[str]) -> None:
+    """Moves checkpoints `bad` to DIR/corrupt/ and rewrites the state file."""
+    directory = self._manager.directory
+    corrupt = os.path.join(directory, 'corrupt')
+    tf.io.gfile.makedirs(corrupt)
+    for path in bad:
+      for name in tf.io.gfile.glob(path + '.*'):  # .index, .data-*-of-*
+        target = os.path.join(corrupt, os.path.basename(name))
+        tf.io.gfile.rename(name, target, overwrite=True)
+      logging.warning('Moved the unreadable checkpoint %s to %s/.', path,
+                      corrupt)
+    state = tf.train.get_checkpoint_state(directory)
+    stamps = dict(zip(state.all_model_checkpoint_paths,
+                      state.all_model_checkpoint_timestamps))
+    kept = [p for p in self._manager.checkpoints if p not in bad]
+    if latest is None and kept:
+      latest = kept[-1]
+    if latest is None:
+      tf.io.gfile.remove(os.path.join(directory, 'checkpoint'))
+    else:  # timestamps too: CheckpointManager ignores paths without them
+      tf.compat.v1.train.update_checkpoint_state(
+          directory, latest, all_model_checkpoint_paths=kept,
+          all_model_checkpoint_timestamps=[stamps[p] for p in kept],
+          last_preserved_timestamp=state.last_preserved_timestamp)
+    self._manager = tf.train.CheckpointManager(
+        self._checkpoint, directory,
+        max_to_keep=self._max_checkpoints_to_keep)
 
   def save(self) -> Optional[str]:
     """Writes a checkpoint (network, optimizer, counters, PopArt); returns its path."""

@@ -10,6 +10,7 @@ from absl import logging
 import ml_collections
 import tensorflow as tf
 
+from agent import policy_dir
 from launch import builder
 from launch import validate
 
@@ -63,12 +64,37 @@ def _get_or_none(config_dict, field):
     return None
 
 
+def readable_checkpoints(directory: str):
+  """The checkpoints of `directory` whose every tensor can be read.
+
+  Reads each tensor (a truncated .data file fails only when the bytes
+  of a tensor are missing), without building the network. Newest last.
+  """
+  state = tf.train.get_checkpoint_state(directory)
+  paths = list(state.all_model_checkpoint_paths) if state else []
+  good = []
+  for path in paths:
+    if not os.path.isabs(path):
+      path = os.path.join(directory, path)
+    try:
+      reader = tf.train.load_checkpoint(path)
+      for name in reader.get_variable_to_shape_map():
+        reader.get_tensor(name)
+    except (tf.errors.OpError, ValueError, IndexError, OSError) as e:
+      logging.warning('Checkpoint %s cannot be read: %s', path,
+                      str(e).splitlines()[0] if str(e) else type(e).__name__)
+      continue
+    good.append(path)
+  return good
+
+
 def check_logdir(logdir: str, config: ml_collections.ConfigDict) -> None:
   """Rejects a logdir this run cannot use, before anything is written.
 
   Raises:
     ValueError: the logdir is remote (episodes.csv and config.json are local
-      files), a file, not writable by this user, or holds checkpoints of a run whose checkpoint-shaping fields
+      files), a file, not writable by this user, holds checkpoints none of
+      which can be read, or holds checkpoints of a run whose checkpoint-shaping fields
       (RESUME_FIXED_FIELDS; with HER replay also REPLAY_RESUME_FIXED_FIELDS,
       which shape the Reverb tables restored from LOGDIR/reverb) differ from
       this config.
@@ -87,6 +113,13 @@ def check_logdir(logdir: str, config: ml_collections.ConfigDict) -> None:
                      'does not let this user create files); choose another.')
   recorded = os.path.join(logdir, 'config.json')
   has_checkpoint = os.path.exists(os.path.join(logdir, 'checkpoints', 'checkpoint'))
+  if has_checkpoint and not readable_checkpoints(
+      os.path.join(logdir, 'checkpoints')):
+    raise ValueError(
+        f'--logdir {logdir} holds checkpoints, but none of them can be read '
+        '(torn or truncated files). Nothing was changed; start a new run with '
+        'another --logdir, or move the bad checkpoints out of '
+        f'{os.path.join(logdir, "checkpoints")}.')
   if not (has_checkpoint and os.path.exists(recorded)):
     return
   with open(recorded) as f:
@@ -111,6 +144,26 @@ def check_logdir(logdir: str, config: ml_collections.ConfigDict) -> None:
           'or start a new run with another --logdir.')
 
 
+def clean_leftovers(logdir: str) -> None:
+  """Removes what a crashed run leaves: partial exports and checkpoints.
+
+  LOGDIR/policy.tmp-*, .old-*, .link-* and unreferenced policy versions
+  (agent/policy_dir.py); checkpoints/ckpt-*_temp* (a SaveV2 in progress)
+  and checkpoints/checkpoint.tmp* (a state file being replaced). Complete
+  checkpoints, the policy and everything else stay.
+  """
+  policy_dir.clean_leftovers(os.path.join(logdir, 'policy'))
+  checkpoints = os.path.join(logdir, 'checkpoints')
+  if not os.path.isdir(checkpoints):
+    return
+  for name in os.listdir(checkpoints):
+    path = os.path.join(checkpoints, name)
+    if (name.startswith('ckpt-') and '_temp' in name) or name.startswith(
+        'checkpoint.tmp'):
+      logging.info('Removing %s, left by an interrupted save.', path)
+      tf.io.gfile.rmtree(path) if os.path.isdir(path) else os.remove(path)
+
+
 def prepare_logdir(logdir: str, config: ml_collections.ConfigDict) -> str:
   """Creates the run directory and records the config; returns its JSON path.
 
@@ -121,6 +174,7 @@ def prepare_logdir(logdir: str, config: ml_collections.ConfigDict) -> str:
   """
   check_logdir(logdir, config)
   os.makedirs(logdir, exist_ok=True)
+  clean_leftovers(logdir)
   path = os.path.join(logdir, 'config.json')
   text = config.to_json(indent=2, sort_keys=True)
   if os.path.exists(path):
