@@ -4,9 +4,14 @@ Each actor is the same `python -m launch.actor` entry point a cluster would
 run. Children get their own session (a terminal's Ctrl-C reaches only the
 parent, which shuts them down in order) and PR_SET_PDEATHSIG, so they die with
 the parent even if it is SIGKILLed: no orphan processes. A child that exits is
-logged with its exit code and the tail of its log, and restarted; one that
-keeps dying right after start (a crash loop, e.g. a broken config) stops the
-run with that log instead of restarting forever.
+logged with its exit code and the tail of its log, and restarted after an
+exponential backoff (1, 2, 4, … 60 s while it keeps dying within 20 s of its
+start; at once after a long life). The run ends only for an actor that FAILS
+(exits non-zero on its own, not killed by a signal) before producing data
+(its log has no "acting in" line since that start) three times in a row: a
+crash loop such as a broken config, reported with that log. Actors killed
+from outside (OOM killer, an operator, a preempted node) are restarted
+however often that happens.
 """
 
 import ctypes
@@ -19,8 +24,10 @@ from typing import Callable, Dict, List, Optional, Sequence
 from absl import logging
 
 _PR_SET_PDEATHSIG = 1
-_QUICK_DEATH_SECS = 20.0  # a child dying this soon after start counts as a crash
-_MAX_QUICK_DEATHS = 3  # consecutive quick deaths of one actor before giving up
+_QUICK_DEATH_SECS = 20.0  # a death this soon after start backs off further
+_MAX_FAILURES_BEFORE_DATA = 3  # consecutive ones of one actor: give up
+_MAX_BACKOFF_SECS = 60.0
+_ACTING_MARKER = b'acting in'  # launch/actor.py logs it when data flows
 
 
 try:  # resolved at import: the forked child must not dlopen (parent is threaded)
@@ -43,19 +50,26 @@ class ActorSupervisor:
   """Starts, restarts and stops `num_actors` actor processes."""
 
   def __init__(self, command: Callable[[int], Sequence[str]], num_actors: int,
-               log_dir: str, env: Optional[Dict[str, str]] = None):
+               log_dir: str, env: Optional[Dict[str, str]] = None,
+               backoff_secs: float = 1.0):
     """Args:
       command: actor_id -> argv of that actor's process.
       num_actors: how many actor processes to keep running.
       log_dir: each actor's stdout/stderr goes to log_dir/actor_<id>.log.
       env: environment variables added to the children's environment.
+      backoff_secs: first restart delay after a quick death (doubles per
+        further quick death, up to 60 s).
     """
     self._command, self.num_actors = command, num_actors
     self._log_dir = log_dir
     self._env = dict(os.environ, **(env or {}))
     self._procs: List[Optional[subprocess.Popen]] = [None] * num_actors
     self._started_at = [0.0] * num_actors
+    self._log_offset = [0] * num_actors  # log size at the latest start
     self._quick_deaths = [0] * num_actors
+    self._failures_before_data = [0] * num_actors
+    self._restart_at: Dict[int, float] = {}  # actor -> when to respawn
+    self._backoff_secs = float(backoff_secs)
     self.restarts = 0
     os.makedirs(log_dir, exist_ok=True)
 
@@ -63,6 +77,10 @@ class ActorSupervisor:
     return os.path.join(self._log_dir, f'actor_{i}.log')
 
   def _spawn(self, i: int) -> None:
+    try:
+      self._log_offset[i] = os.path.getsize(self._log_path(i))
+    except OSError:
+      self._log_offset[i] = 0
     with open(self._log_path(i), 'ab') as log:
       self._procs[i] = subprocess.Popen(
           list(self._command(i)), stdout=log, stderr=subprocess.STDOUT,
@@ -92,31 +110,62 @@ class ActorSupervisor:
     except OSError:
       return '(no log)'
 
+  def _produced_data(self, i: int) -> bool:
+    """Whether actor i logged that it acts, since its latest start."""
+    try:
+      with open(self._log_path(i), 'rb') as f:
+        f.seek(self._log_offset[i])
+        return _ACTING_MARKER in f.read()
+    except OSError:
+      return False
+
   def poll(self, stopping: bool = False) -> None:
-    """Restarts actors that exited (unless stopping).
+    """Restarts actors that exited (after their backoff), unless stopping.
 
     Raises:
-      CrashLoopError: an actor died within 20 s of starting 3 times in a row.
+      CrashLoopError: an actor failed on its own before producing data 3
+        times in a row.
     """
     if stopping:
       return
+    now = time.time()
+    for i, due in list(self._restart_at.items()):
+      if now >= due:
+        del self._restart_at[i]
+        self.restarts += 1
+        self._spawn(i)
     for i, proc in enumerate(self._procs):
-      if proc is None or proc.poll() is None:
+      if proc is None or i in self._restart_at or proc.poll() is None:
         continue
-      lived = time.time() - self._started_at[i]
+      lived = now - self._started_at[i]
+      killed = proc.returncode < 0  # by a signal from outside
+      produced = self._produced_data(i)
+      self._failures_before_data[i] = (
+          0 if killed or produced else self._failures_before_data[i] + 1)
       self._quick_deaths[i] = (self._quick_deaths[i] + 1
                                if lived < _QUICK_DEATH_SECS else 0)
       tail = self._tail(i)
-      if self._quick_deaths[i] >= _MAX_QUICK_DEATHS:
+      if self._failures_before_data[i] >= _MAX_FAILURES_BEFORE_DATA:
         raise CrashLoopError(
-            f'Actor {i} died {self._quick_deaths[i]} times within '
-            f'{_QUICK_DEATH_SECS:.0f} s of starting (exit code '
-            f'{proc.returncode}); last lines of {self._log_path(i)}:\n{tail}')
-      logging.warning('Actor %d (pid %d) exited with code %s after %.0f s; '
-                      'restarting it. Last lines of its log:\n%s', i, proc.pid,
-                      proc.returncode, lived, tail)
-      self.restarts += 1
-      self._spawn(i)
+            f'Actor {i} failed {self._failures_before_data[i]} times in a row '
+            f'before producing any data (last exit code {proc.returncode}, '
+            f'after {lived:.0f} s); last lines of {self._log_path(i)}:\n'
+            f'{tail}')
+      delay = (0.0 if not self._quick_deaths[i] else min(
+          _MAX_BACKOFF_SECS,
+          self._backoff_secs * 2 ** (self._quick_deaths[i] - 1)))
+      how = (f'was killed by {signal.Signals(-proc.returncode).name}'
+             if killed else f'exited with code {proc.returncode}')
+      logging.warning('Actor %d (pid %d) %s after %.0f s%s; restarting it in '
+                      '%.0f s. Last lines of its log:\n%s', i, proc.pid, how,
+                      lived, '' if produced else ' before producing data',
+                      delay, tail)
+      self._restart_at[i] = now + delay
+    for i, due in list(self._restart_at.items()):
+      if due <= now:  # no backoff: restart in this poll
+        del self._restart_at[i]
+        self.restarts += 1
+        self._spawn(i)
 
   def stop(self, timeout: float = 2.0) -> None:
     """SIGTERM every actor, SIGKILL those still alive after `timeout` s.
