@@ -229,11 +229,10 @@ def export_policy(network: networks.ImpalaNetwork, path: str, *,
   """Writes the acting policy of `network` as a SavedModel at `path`.
 
   Atomic for readers and crashes: the SavedModel is written to a sibling
-  temporary directory, then published as the next version of
-  PATH_versions/ with `path` an atomically replaced symlink to it
-  (agent/policy_dir.py; remote paths: rename away, rename in). At every
-  instant after the first export `path` is a complete SavedModel. If export
-  fails, `path` is unchanged.
+  temporary directory, then swapped with `path` by one atomic exchange
+  (agent/policy_dir.py; where the OS cannot, rename away and rename in). At
+  every instant after the first export `path` is a complete SavedModel. If
+  export fails, `path` is unchanged.
 
   Args:
     network: an ImpalaNetwork (variables are created here if needed). May live

@@ -1,46 +1,69 @@
 """An exported policy directory that is complete at every instant.
 
-Layout on a local filesystem (TF Serving's versioned layout plus a pointer):
+`publish(source, target)` makes the finished SavedModel directory `source`
+the one at `target` (LOGDIR/policy):
 
-    LOGDIR/policy            -> policy_versions/7   (a relative symlink)
-    LOGDIR/policy_versions/6/  saved_model.pb, variables/, assets.extra/
-    LOGDIR/policy_versions/7/
+  * Linux (local filesystems: ext4, xfs, btrfs, tmpfs, overlayfs): one
+    `renameat2(source, target, RENAME_EXCHANGE)` system call swaps the two
+    directories atomically, then the old policy (now at `source`) is deleted.
+    A reader, or a kill -9 at any moment, sees the old complete policy or the
+    new complete one, never none; `target` stays a plain directory (no
+    symlink), so copying or deleting a run directory needs nothing special.
+  * Elsewhere (another OS, a filesystem without RENAME_EXCHANGE, 'gs://…'):
+    rename the old policy away, rename the new one in, delete the old one:
+    each step atomic, with a window of two renames without `target`.
 
-`publish` renames a finished SavedModel directory to the next version number,
-then points `policy` at it by renaming a new symlink over the old one, which
-POSIX makes atomic: a reader (or a kill -9 at any moment) sees the old
-complete policy or the new complete policy, never none. The newest
-`KEEP_VERSIONS` versions are kept. A `policy` that is a plain directory
-(written before this layout) is moved into the versions once.
-
-Remote paths ('gs://…', no symlinks) fall back to rename-away, rename-in,
-delete-old: atomic per rename, with a short window without `policy`.
-
-`clean_leftovers` removes what a crash can leave: `policy.tmp-*` (a SavedModel
-being written), `policy.old-*`, `policy.link-*` and unreferenced versions.
+`clean_leftovers` removes what a crash can leave next to `target`:
+`policy.tmp-*` (a SavedModel being written, or the old policy after an
+exchange) and `policy.old-*` (the fallback's old policy). If a crash left no
+`target` but an `.old-*` copy (fallback only), that copy is put back first.
 """
 
+import ctypes
+import errno
 import os
 import uuid
 
+from absl import logging
 import tensorflow as tf
 
-KEEP_VERSIONS = 2
-_VERSIONS_SUFFIX = '_versions'
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
 
 
-def versions_dir(target: str) -> str:
-  """LOGDIR/policy -> LOGDIR/policy_versions."""
-  return target.rstrip('/') + _VERSIONS_SUFFIX
+def _renameat2():
+  try:
+    function = ctypes.CDLL(None, use_errno=True).renameat2  # glibc >= 2.28
+  except (OSError, AttributeError):
+    return None
+  function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int,
+                       ctypes.c_char_p, ctypes.c_uint]
+  function.restype = ctypes.c_int
+  return function
 
 
-def _versions(directory: str):
-  if not os.path.isdir(directory):
-    return []
-  return sorted(int(name) for name in os.listdir(directory) if name.isdigit())
+_RENAMEAT2 = _renameat2()
 
 
-def _replace_remote(source: str, target: str) -> None:
+def exchange(a: str, b: str) -> bool:
+  """Atomically swaps the existing paths `a` and `b`; False if unsupported.
+
+  Raises:
+    OSError: for a failure other than "not supported here".
+  """
+  if _RENAMEAT2 is None or '://' in a or '://' in b:
+    return False
+  if _RENAMEAT2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b),
+                _RENAME_EXCHANGE) == 0:
+    return True
+  code = ctypes.get_errno()
+  if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EXDEV):
+    return False  # this kernel or filesystem cannot exchange
+  raise OSError(code, f'renameat2({a!r}, {b!r}, RENAME_EXCHANGE): '
+                f'{os.strerror(code)}')
+
+
+def _replace_by_renames(source: str, target: str) -> None:
   old = None
   if tf.io.gfile.exists(target):
     old = f'{target}.old-{uuid.uuid4().hex[:8]}'
@@ -55,35 +78,17 @@ def _replace_remote(source: str, target: str) -> None:
     tf.io.gfile.rmtree(old)
 
 
-def publish(source: str, target: str) -> str:
-  """Makes the complete SavedModel directory `source` the one at `target`.
-
-  Returns the directory now holding it (the version directory locally).
-  """
+def publish(source: str, target: str) -> None:
+  """Makes the complete SavedModel directory `source` the one at `target`."""
   target = target.rstrip('/')
-  if '://' in target:
-    _replace_remote(source, target)
-    return target
-  versions = versions_dir(target)
-  os.makedirs(versions, exist_ok=True)
-  if os.path.isdir(target) and not os.path.islink(target):
-    # A pre-versions export: becomes version N, then `policy` a link to it.
-    legacy = os.path.join(versions, str(max(_versions(versions), default=0) + 1))
-    os.rename(target, legacy)
-    os.symlink(os.path.relpath(legacy, os.path.dirname(target) or '.'), target)
-  version = max(_versions(versions), default=0) + 1
-  final = os.path.join(versions, str(version))
-  os.rename(source, final)
-  link = f'{target}.link-{uuid.uuid4().hex[:8]}'
-  os.symlink(os.path.relpath(final, os.path.dirname(target) or '.'), link)
-  os.replace(link, target)  # atomic: old complete policy -> new one
-  for old in _versions(versions)[:-KEEP_VERSIONS]:
-    tf.io.gfile.rmtree(os.path.join(versions, str(old)))
-  return final
+  if tf.io.gfile.exists(target) and exchange(source, target):
+    tf.io.gfile.rmtree(source)  # the previous policy, swapped out
+    return
+  _replace_by_renames(source, target)
 
 
 def clean_leftovers(target: str) -> None:
-  """Removes a crash's partial exports and stale links next to `target`."""
+  """Removes a crash's partial exports next to `target` (see module doc)."""
   target = target.rstrip('/')
   if '://' in target:
     return
@@ -91,15 +96,15 @@ def clean_leftovers(target: str) -> None:
   parent = parent or '.'
   if not os.path.isdir(parent):
     return
-  for entry in os.listdir(parent):
+  entries = sorted(os.listdir(parent))
+  olds = [e for e in entries if e.startswith(f'{name}.old-')]
+  if not os.path.exists(target) and olds:
+    os.rename(os.path.join(parent, olds[-1]), target)  # the fallback's window
+    logging.warning('Restored %s from %s, left by an interrupted export.',
+                    target, olds[-1])
+  for entry in entries:
     path = os.path.join(parent, entry)
-    if entry.startswith((f'{name}.tmp-', f'{name}.old-')):
+    if entry.startswith((f'{name}.tmp-', f'{name}.old-')) and os.path.exists(
+        path):
+      logging.info('Removing %s, left by an interrupted export.', path)
       tf.io.gfile.rmtree(path) if os.path.isdir(path) else os.remove(path)
-    elif entry.startswith(f'{name}.link-'):
-      os.remove(path)
-  versions = versions_dir(target)
-  current = (os.path.realpath(target) if os.path.islink(target) else None)
-  for number in _versions(versions)[:-KEEP_VERSIONS]:
-    path = os.path.join(versions, str(number))
-    if os.path.realpath(path) != current:
-      tf.io.gfile.rmtree(path)

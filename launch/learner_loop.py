@@ -180,11 +180,13 @@ def run(config, *, facts, strategy: tf.distribute.Strategy, logdir: str,
         replay_saver.maybe_checkpoint()
         if supervisor is not None:
           supervisor.poll(stopping=stop.is_set())
+        _drain(client, learner, episode_log)  # every second: none lost
         if time.time() - last_progress >= config.logging.progress_every_secs:
           last_progress = time.time()
-          _report(config, client, learner, thread, episode_log, progress,
+          _report(config, learner, thread, episode_log, progress,
                   supervisor, facts)
-      _report(config, client, learner, thread, episode_log, progress,
+      _drain(client, learner, episode_log)
+      _report(config, learner, thread, episode_log, progress,
               supervisor, facts)
   except KeyboardInterrupt:
     stop.set()
@@ -240,15 +242,25 @@ def _safe(fn):
     return f'(unavailable: {e})'
 
 
-def _report(config, client, learner, thread, episode_log, progress,
-            supervisor, facts):
+def _drain(client, learner, episode_log):
+  """Moves pending episode records into episodes.csv; counts drops."""
   frames = learner.frames
   try:
-    records = episodes.drain_episodes(client, timeout_secs=5)
+    records, dropped = episodes.drain_episodes_counting_drops(
+        client, timeout_secs=5)
   except (RuntimeError, tf.errors.OpError) as e:
     logging.warning('Cannot read episode statistics from Reverb: %s', e)
-    records = []
+    return
   episode_log.add(records, frames)
+  episode_log.count_dropped(dropped, frames)
+
+
+def _report(config, learner, thread, episode_log, progress, supervisor,
+            facts):
+  # Frames and learner steps read together (under the step lock), so the
+  # progress line never pairs the frames of one step with another's count.
+  with thread.step_lock:
+    frames, learner_steps = learner.frames, learner.learner_steps
   metrics = dict(thread.metrics)
   monitoring.write_metrics(metrics, frames, facts['games'])
   coefficients = builder.distral_coefficients(config)
@@ -260,7 +272,7 @@ def _report(config, client, learner, thread, episode_log, progress,
   extra = monitoring.learner_summary(metrics) + (
       f' | actors {supervisor.alive()}/{supervisor.num_actors}'
       if supervisor is not None else '')
-  logging.info(progress.line(frames, learner.learner_steps,
+  logging.info(progress.line(frames, learner_steps,
                              episode_log.mean_recent_return(),
                              len(episode_log.recent_returns), extra))
   if len(facts['games']) > 1:

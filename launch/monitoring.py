@@ -56,6 +56,43 @@ class EpisodeLog:
     self.recent_by_task = {i: collections.deque(maxlen=window)
                            for i in range(len(self._games))}
     self.total_episodes = 0
+    self.dropped_records = 0  # evicted unread by the episodes table
+    if not new:
+      self._load_recent()
+
+  def _load_recent(self) -> None:
+    """A resumed run's recent window starts from the CSV's last episodes."""
+    with open(self._path, newline='') as f:
+      rows = collections.deque(csv.DictReader(f),
+                               maxlen=self.recent_returns.maxlen * max(
+                                   1, len(self._games)))
+    for row in rows:
+      if row.get(CSV_FIELDS[-1]) is None:
+        continue  # a torn last row of a killed run
+      try:
+        value, task = float(row['episode_return']), int(row['task_id'])
+      except (KeyError, TypeError, ValueError):
+        continue
+      self.recent_returns.append(value)
+      if task in self.recent_by_task:
+        self.recent_by_task[task].append(value)
+
+  def count_dropped(self, dropped_total: int, learner_frames: int) -> None:
+    """Records the episodes table's cumulative count of evicted records.
+
+    Warns when it grows: those episodes are missing from episodes.csv and
+    the returns shown (TensorBoard 'episode/dropped_records').
+    """
+    if dropped_total > self.dropped_records:
+      logging.warning(
+          '%d episode records were dropped by the full Reverb episodes table '
+          '(%d in total since the server started): they are missing from %s '
+          'and from the mean returns shown.',
+          dropped_total - self.dropped_records, dropped_total, self._path)
+    if dropped_total != self.dropped_records:
+      tf.summary.scalar('episode/dropped_records', dropped_total,
+                        learner_frames)
+    self.dropped_records = dropped_total
 
   @property
   def path(self) -> str:

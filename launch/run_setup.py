@@ -147,8 +147,9 @@ def check_logdir(logdir: str, config: ml_collections.ConfigDict) -> None:
 def clean_leftovers(logdir: str) -> None:
   """Removes what a crashed run leaves: partial exports and checkpoints.
 
-  LOGDIR/policy.tmp-*, .old-*, .link-* and unreferenced policy versions
-  (agent/policy_dir.py); checkpoints/ckpt-*_temp* (a SaveV2 in progress)
+  LOGDIR/policy.tmp-* and .old-* (agent/policy_dir.py, which also puts an
+  .old-* policy back if a crash left none); checkpoints/ckpt-*_temp* (a
+  SaveV2 in progress)
   and checkpoints/checkpoint.tmp* (a state file being replaced). Complete
   checkpoints, the policy and everything else stay.
   """

@@ -4,11 +4,13 @@ Actors report each finished episode (`EpisodeReporter.report`); the learner
 process drains all pending records without blocking (`drain_episodes`) and
 logs them. The table (`replay.tables.make_tables`, schema
 `replay.tables.EPISODE_SPEC`) never blocks an actor: past `episodes_capacity`
-pending records the oldest are dropped. Only the learner samples this table, so
-every record it counts in `server_info()` can be sampled without waiting.
+pending records the oldest are dropped, and the drain counts them
+(`drain_episodes_counting_drops`), so a loss is reported, never silent. Only
+the learner samples this table, so every record it counts in `server_info()`
+can be sampled without waiting.
 """
 
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 import numpy as np
 import reverb
@@ -82,9 +84,26 @@ def drain_episodes(client: reverb.Client,
                    timeout_secs: int = 30) -> List[Dict[str, Any]]:
   """Returns every pending episode record, oldest first, without blocking.
 
+  `drain_episodes_counting_drops` without the count; see there.
+  """
+  return drain_episodes_counting_drops(client, table=table,
+                                       timeout_secs=timeout_secs)[0]
+
+
+def drain_episodes_counting_drops(
+    client: reverb.Client,
+    *,
+    table: str = tables.EPISODES_TABLE,
+    timeout_secs: int = 30) -> Tuple[List[Dict[str, Any]], int]:
+  """Every pending episode record, and how many records the table dropped.
+
   Must be the table's only reader (the learner): it samples exactly the
   `current_size` records counted by `server_info()`, each sampled once and so
   removed; records inserted meanwhile stay for the next call.
+
+  Dropped records are counted exactly from the table's rate-limiter
+  statistics: inserts − samples − pending, i.e. the records the full table
+  evicted (oldest first) before anyone read them, since the server started.
 
   Args:
     client: reverb.Client of the server holding `table`.
@@ -92,15 +111,21 @@ def drain_episodes(client: reverb.Client,
     timeout_secs: limit on the `server_info` call, in seconds.
 
   Returns:
-    List of dicts with the keys of `replay.tables.EPISODE_SPEC` and Python
-    values (int, or float for episode_return); [] when nothing is pending.
+    (records, dropped): records a list of dicts with the keys of
+    `replay.tables.EPISODE_SPEC` and Python values (int, or float for
+    episode_return), [] when nothing is pending; dropped the number of
+    records evicted unread since the server started (cumulative).
 
   Raises:
     reverb.DeadlineExceededError: if the server does not answer in time.
   """
-  num_pending = client.server_info(timeout=timeout_secs)[table].current_size
+  info = client.server_info(timeout=timeout_secs)[table]
+  stats = info.rate_limiter_info
+  dropped = int(stats.insert_stats.completed - stats.sample_stats.completed
+                - info.current_size)
+  num_pending = info.current_size
   if num_pending == 0:
-    return []
+    return [], max(dropped, 0)
   records = []
   for sample in client.sample(
       table,
@@ -109,4 +134,4 @@ def drain_episodes(client: reverb.Client,
       unpack_as_table_signature=True):
     records.append(
         {field: value.item() for field, value in sample.data.items()})
-  return records
+  return records, max(dropped, 0)

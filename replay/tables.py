@@ -66,7 +66,7 @@ def make_tables(
     *,
     queue_capacity: int,
     variables_signature: Optional[Any] = None,
-    episodes_capacity: int = 1000,
+    episodes_capacity: int = 100_000,
 ) -> List[reverb.Table]:
   """Returns the [queue, variables, episodes] tables for a `reverb.Server`.
 

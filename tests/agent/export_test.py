@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from agent import export
 from agent import networks
+from agent import policy_dir
 from agent import popart
 from tests import strategies
 
@@ -48,15 +49,6 @@ def _inputs(rng, batch_size, obs, num_actions, num_tasks):
 
 
 class ExportTest(tf.test.TestCase, parameterized.TestCase):
-
-  def tearDown(self):
-    # LOGDIR/policy is a symlink (agent/policy_dir.py), which gfile's rmtree
-    # of the shared temp dir at exit cannot walk: remove the links here.
-    for name in os.listdir(self.get_temp_dir()):
-      link = os.path.join(self.get_temp_dir(), name)
-      if os.path.islink(link):
-        os.remove(link)
-    super().tearDown()
 
   def _export(self, network, obs=CATCH, name='policy', **overrides):
     path = os.path.join(self.get_temp_dir(), name)
@@ -177,11 +169,7 @@ class ExportTest(tf.test.TestCase, parameterized.TestCase):
     live, _ = network.step(**inputs, core_state=network.initial_state(2))
     out = policy.step(**inputs, state=policy.initial_state(2))
     self.assertAllClose(out['logits'], live.policy_logits, atol=1e-5)
-    # policy -> policy_versions/2 (agent/policy_dir.py); nothing else left.
-    self.assertCountEqual(os.listdir(self.get_temp_dir()),
-                          ['policy', 'policy_versions'])
-    self.assertEqual(os.readlink(path), os.path.join('policy_versions', '2'))
-    self.assertCountEqual(os.listdir(path + '_versions'), ['1', '2'])
+    self.assertEqual(os.listdir(self.get_temp_dir()), ['policy'])
 
   def test_failed_export_keeps_existing_policy(self):
     network = _network()
@@ -192,19 +180,12 @@ class ExportTest(tf.test.TestCase, parameterized.TestCase):
                            side_effect=OSError('disk full')):
       with self.assertRaisesRegex(OSError, 'disk full'):
         self._export(network, frames_trained=6)
-    # The new policy cannot be renamed in: the old one stays.
-    rename = os.rename
-
-    def failing_rename(source, target):
-      if '.tmp-' in source:
-        raise OSError('rename failed')
-      return rename(source, target)
-
-    with mock.patch.object(os, 'rename', side_effect=failing_rename):
+    # The new policy cannot be swapped in: the old one stays.
+    with mock.patch.object(policy_dir, 'exchange',
+                           side_effect=OSError('rename failed')):
       with self.assertRaisesRegex(OSError, 'rename failed'):
         self._export(network, frames_trained=7)
-    self.assertCountEqual(os.listdir(self.get_temp_dir()),
-                          ['policy', 'policy_versions'])
+    self.assertEqual(os.listdir(self.get_temp_dir()), ['policy'])
     self.assertEqual(tf.saved_model.load(path).frames_trained.numpy(), 5)
 
   def test_invalid_metadata(self):

@@ -31,33 +31,42 @@ def _read(target):
     return f.read()
 
 
-def test_publish_points_at_the_newest_and_keeps_two(tmp_path):
+def test_publish_swaps_in_place(tmp_path):
   target = str(tmp_path / 'policy')
-  for i in range(4):
+  for i in range(3):
     policy_dir.publish(_saved(tmp_path, f'policy.tmp-{i}', f'v{i}'), target)
     assert _read(target) == f'v{i}'
-  assert os.readlink(target) == os.path.join('policy_versions', '4')
-  assert sorted(os.listdir(tmp_path / 'policy_versions')) == ['3', '4']
-  assert sorted(os.listdir(tmp_path)) == ['policy', 'policy_versions']
+    assert not os.path.islink(target)
+  assert os.listdir(tmp_path) == ['policy']
 
 
-def test_plain_directory_policy_is_migrated(tmp_path):
-  target = _saved(tmp_path, 'policy', 'legacy')
-  assert _read(target) == 'legacy'
+def test_exchange_is_atomic_swap(tmp_path):
+  a, b = _saved(tmp_path, 'a', 'A'), _saved(tmp_path, 'b', 'B')
+  assert policy_dir.exchange(a, b)  # Linux with ext4/tmpfs: supported
+  assert (_read(a), _read(b)) == ('B', 'A')
+
+
+def test_fallback_without_exchange(tmp_path, monkeypatch):
+  monkeypatch.setattr(policy_dir, 'exchange', lambda a, b: False)
+  target = _saved(tmp_path, 'policy', 'old')
   policy_dir.publish(_saved(tmp_path, 'policy.tmp-a', 'new'), target)
-  assert os.path.islink(target) and _read(target) == 'new'
-  assert _read(str(tmp_path / 'policy_versions' / '1')) == 'legacy'
+  assert _read(target) == 'new' and os.listdir(tmp_path) == ['policy']
 
 
 def test_clean_leftovers_keeps_the_policy(tmp_path):
-  target = str(tmp_path / 'policy')
-  policy_dir.publish(_saved(tmp_path, 'policy.tmp-a', 'good'), target)
+  target = _saved(tmp_path, 'policy', 'good')
   _saved(tmp_path, 'policy.tmp-dead', 'partial')
   _saved(tmp_path, 'policy.old-dead', 'old')
-  os.symlink('policy_versions/1', str(tmp_path / 'policy.link-dead'))
   policy_dir.clean_leftovers(target)
-  assert sorted(os.listdir(tmp_path)) == ['policy', 'policy_versions']
-  assert _read(target) == 'good'
+  assert os.listdir(tmp_path) == ['policy'] and _read(target) == 'good'
+
+
+def test_clean_leftovers_restores_a_policy_lost_between_renames(tmp_path):
+  _saved(tmp_path, 'policy.old-1234', 'previous')
+  _saved(tmp_path, 'policy.tmp-5678', 'partial')
+  target = str(tmp_path / 'policy')
+  policy_dir.clean_leftovers(target)
+  assert os.listdir(tmp_path) == ['policy'] and _read(target) == 'previous'
 
 
 _EXPORTER = r'''
@@ -92,7 +101,5 @@ def test_kill_at_any_moment_of_an_export_leaves_a_loadable_policy(tmp_path):
     policy = tf.saved_model.load(target)  # complete whatever the moment
     loaded.append(int(policy.frames_trained.numpy()))
     policy_dir.clean_leftovers(target)  # what the next run start does
-    leftovers = [n for n in os.listdir(tmp_path)
-                 if n not in ('policy', 'policy_versions')]
-    assert not leftovers, leftovers
+    assert os.listdir(tmp_path) == ['policy']
   assert len(loaded) == 4

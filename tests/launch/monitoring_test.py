@@ -62,6 +62,31 @@ class EpisodeLogTest(tf.test.TestCase):
                 'popart/seaquest/mu', 'popart/pong/sigma'):
       self.assertIn(tag, tags)
 
+  def test_resumed_log_starts_from_the_csv_window(self):
+    logdir = os.path.join(self.get_temp_dir(), 'resume')
+    os.makedirs(logdir)
+    log = monitoring.EpisodeLog(logdir, ['pong', 'breakout'], window=2)
+    log.add([_record(0, -21.0), _record(0, -19.0), _record(0, -17.0),
+             _record(1, 3.0)], learner_frames=100)
+    log.close()
+    with open(os.path.join(logdir, 'episodes.csv'), 'a') as f:
+      f.write('123.0,200,0,0,pong,-1')  # a torn row of a killed run
+    resumed = monitoring.EpisodeLog(logdir, ['pong', 'breakout'], window=2)
+    self.assertEqual(list(resumed.recent_by_task[0]), [-19.0, -17.0])
+    self.assertEqual(list(resumed.recent_by_task[1]), [3.0])
+    self.assertEqual(list(resumed.recent_returns), [-17.0, 3.0])
+    resumed.close()
+
+  def test_dropped_records_are_reported(self):
+    logdir = os.path.join(self.get_temp_dir(), 'dropped')
+    os.makedirs(logdir)
+    log = monitoring.EpisodeLog(logdir, ['catch'])
+    with self.assertLogs(level='WARNING') as logs:
+      log.count_dropped(7, learner_frames=10)
+    self.assertIn('7 episode records were dropped', logs.output[0])
+    self.assertEqual(log.dropped_records, 7)
+    log.close()
+
   def test_non_atari_game_has_no_hns(self):
     log = monitoring.EpisodeLog(self.get_temp_dir(), ['catch'])
     log.add([_record(0, 1.0)], learner_frames=10)

@@ -71,6 +71,28 @@ class EpisodesTest(tf.test.TestCase):
                      list(range(num_reports - _CAPACITY, num_reports)))
     reporter.close()
 
+  def test_drops_are_counted_exactly(self):
+    """Nothing is lost silently: evicted records are counted (issue 11)."""
+    _, base = episodes.drain_episodes_counting_drops(self.client)
+    reporter = episodes.EpisodeReporter(self.client)
+    for i in range(3 * _CAPACITY):
+      reporter.report(actor_id=0, task_id=0, episode_return=float(i),
+                      episode_length=1, episode_frames=4)
+    records, dropped = episodes.drain_episodes_counting_drops(self.client)
+    self.assertLen(records, _CAPACITY)
+    self.assertEqual(dropped - base, 2 * _CAPACITY)
+    for i in range(_CAPACITY - 1):  # within capacity: no new drop
+      reporter.report(actor_id=0, task_id=0, episode_return=float(i),
+                      episode_length=1, episode_frames=4)
+    records, dropped_again = episodes.drain_episodes_counting_drops(
+        self.client)
+    self.assertLen(records, _CAPACITY - 1)
+    self.assertEqual(dropped_again, dropped)
+    # Every report is accounted for: received + dropped = sent.
+    self.assertEqual(_CAPACITY + (_CAPACITY - 1) + dropped_again - base,
+                     4 * _CAPACITY - 1)
+    reporter.close()
+
   def test_rejects_negative_lengths(self):
     reporter = episodes.EpisodeReporter(self.client)
     with self.assertRaisesRegex(ValueError, 'episode_length'):
