@@ -8,9 +8,11 @@ absl lets those through as tracebacks. Every launcher therefore runs
     app.run(main, flags_parser=cli.parse_flags)
 
 Binding checks that need the OS (a port in use) are here too, so that they
-run before anything is written.
+run before anything is written, and the filter that keeps TensorFlow's
+routine INFO lines of every SavedModel export off the console.
 """
 
+import logging as pylogging
 import os
 import re
 import socket
@@ -18,6 +20,29 @@ import sys
 from typing import List, Sequence
 
 from absl import flags
+from absl import logging
+
+# INFO lines TensorFlow logs on every tf.saved_model.save, by source file.
+# "Function `serve` contains input name(s) resource with unsupported
+# characters which will be renamed" concerns the captured variables'
+# placeholder names, which no signature exposes.
+_QUIET_INFO_SOURCES = ('signature_serialization.py', 'fingerprinting_utils.py',
+                       'builder_impl.py')
+
+
+class _QuietTensorFlowInfo(pylogging.Filter):
+
+  def filter(self, record):
+    return not (record.levelno <= pylogging.INFO and
+                record.pathname.endswith(_QUIET_INFO_SOURCES))
+
+
+def install_log_filters() -> None:
+  """Drops TF's routine SavedModel INFO lines (absl and 'tensorflow')."""
+  quiet = _QuietTensorFlowInfo()
+  for logger in (logging.get_absl_logger(), pylogging.getLogger('tensorflow')):
+    if not any(isinstance(f, _QuietTensorFlowInfo) for f in logger.filters):
+      logger.addFilter(quiet)
 
 
 def _config_file_arguments(argv: Sequence[str]) -> List[str]:
@@ -42,6 +67,7 @@ def parse_flags(argv: Sequence[str]) -> List[str]:
   override of a config field that does not exist (with ml_collections'
   "did you mean"), a config file that fails to load, and any absl flag error.
   """
+  install_log_filters()
   for path in _config_file_arguments(argv):
     if not os.path.isfile(path):
       sys.stderr.write(f'error: --config file {path!r} does not exist '

@@ -180,11 +180,13 @@ def run(config, *, facts, strategy: tf.distribute.Strategy, logdir: str,
         replay_saver.maybe_checkpoint()
         if supervisor is not None:
           supervisor.poll(stopping=stop.is_set())
-        _drain(client, learner, episode_log)  # every second: none lost
         if time.time() - last_progress >= config.logging.progress_every_secs:
           last_progress = time.time()
+          _drain(client, learner, episode_log)
           _report(config, learner, thread, episode_log, progress,
                   supervisor, facts)
+        elif _episodes_pending(client) >= _EARLY_DRAIN_RECORDS:
+          _drain(client, learner, episode_log)  # long before the table fills
       _drain(client, learner, episode_log)
       _report(config, learner, thread, episode_log, progress,
               supervisor, facts)
@@ -240,6 +242,21 @@ def _safe(fn):
     return fn()
   except Exception as e:  # pylint: disable=broad-except
     return f'(unavailable: {e})'
+
+
+# Pending episode records that trigger a drain before the next progress line
+# (the table holds replay.tables' 100,000): no record is ever evicted unless
+# the actors finish 90,000 episodes within one progress interval. Draining
+# every second instead would print Reverb's C++ "Sampler and server are
+# owned by the same process" line every second.
+_EARLY_DRAIN_RECORDS = 10_000
+
+
+def _episodes_pending(client) -> int:
+  try:
+    return client.server_info(timeout=5)[tables.EPISODES_TABLE].current_size
+  except (RuntimeError, tf.errors.OpError, KeyError):
+    return 0
 
 
 def _drain(client, learner, episode_log):

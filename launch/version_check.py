@@ -7,6 +7,7 @@ package metadata.
 """
 
 import importlib.metadata
+import os
 import sys
 
 # dm-reverb release -> the TensorFlow minor release its ops are built against
@@ -50,7 +51,13 @@ def mismatch_message(tf_version, reverb_version):
 
 
 def check() -> None:
-  """Exits with a clear message if TensorFlow and Reverb do not match."""
+  """Exits with a clear message if TensorFlow and Reverb do not match.
+
+  Also, unless the user set it, sets TF_CPP_MIN_LOG_LEVEL=1 before TF is
+  imported: TF's C++ INFO lines at start-up (oneDNN, "Could not find cuda
+  drivers", CPU feature guard) are not ours; its warnings and errors stay.
+  """
+  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '1')
   message = mismatch_message(_version('tensorflow'), _version('dm-reverb'))
   if message:
     sys.exit(f'error: {message}')
