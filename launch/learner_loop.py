@@ -20,11 +20,19 @@ from agent import export
 from launch import builder
 from launch import goal_builder
 from launch import monitoring
+from launch import run_setup
 from replay import episodes
 from replay import tables
 from replay import variables
 
 _MIN_JOIN_TIMEOUT_SECS = 10.0  # wait for the step in flight at shutdown
+
+
+_MAX_FAILED_SAVES = 3  # periodic saves failing in a row before the run stops
+
+
+class SaveFailedError(RuntimeError):
+  """Checkpoint saves keep failing (e.g. the disk is full)."""
 
 
 class _LearnerThread(threading.Thread):
@@ -42,6 +50,7 @@ class _LearnerThread(threading.Thread):
     self._stop_requested = stop
     self.metrics, self.error = {}, None
     self.step_lock = threading.Lock()
+    self._failed_saves = 0
 
   def run(self):
     try:
@@ -60,8 +69,11 @@ class _LearnerThread(threading.Thread):
             self._publish()
             last_publish = now
           if now - last_save >= config.logging.checkpoint_every_secs:
-            self.save_and_export()
+            self._periodic_save()
             last_save = time.time()
+    except SaveFailedError as e:  # a clear reason, not a bug: no traceback
+      logging.error('%s', e)
+      self.error = e
     except Exception as e:  # pylint: disable=broad-except
       logging.exception('Learner thread failed.')
       self.error = e
@@ -73,6 +85,35 @@ class _LearnerThread(threading.Thread):
       raise RuntimeError(
           'Cannot publish weights to the Reverb server; is it still running? '
           f'({e})') from e
+
+  def _periodic_save(self):
+    """save_and_export; a failed one (disk full…) is retried next interval.
+
+    Training goes on, and the checkpoints and policy already written stay
+    (a failed save leaves the older ones; a failed export leaves the old
+    policy). After `_MAX_FAILED_SAVES` failures in a row the run stops with
+    the reason (the final save is attempted once more).
+    """
+    try:
+      self.save_and_export()
+    except (tf.errors.OpError, OSError) as e:
+      self._failed_saves += 1
+      reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+      run_setup.clean_leftovers(self._logdir)  # a torn ckpt-*_temp, tmp export
+      if self._failed_saves >= _MAX_FAILED_SAVES:
+        raise SaveFailedError(
+            f'{self._failed_saves} checkpoint saves in a row failed (last: '
+            f'{reason}); stopping. The checkpoints and policy written before '
+            f'are intact in {self._logdir}.') from e
+      logging.error(
+          'Cannot save a checkpoint or export the policy (%s). Training '
+          'continues and the save is retried in %.0f s (%d of %d failures in '
+          'a row before the run stops); the checkpoints and policy written '
+          'before are intact.', reason,
+          self._config.logging.checkpoint_every_secs, self._failed_saves,
+          _MAX_FAILED_SAVES)
+    else:
+      self._failed_saves = 0
 
   def save_and_export(self):
     """Checkpoint + policy export; call with `step_lock` held."""
@@ -202,6 +243,9 @@ def run(config, *, facts, strategy: tf.distribute.Strategy, logdir: str,
     # it applies anything), so it is saved whatever stopped the learner.
     with thread.step_lock:  # free unless a step or periodic save is running
       _attempt('final checkpoint and export', thread.save_and_export)
+      # What a failed save leaves (disk full): ckpt-*_temp, policy.tmp-*.
+      _attempt('removing partial saves',
+               lambda: run_setup.clean_leftovers(logdir))
     thread.join(timeout=_MIN_JOIN_TIMEOUT_SECS)
     hung = thread.is_alive()
     if hung:
@@ -232,6 +276,10 @@ def run(config, *, facts, strategy: tf.distribute.Strategy, logdir: str,
 def _attempt(what, fn):
   try:
     return fn()
+  except (tf.errors.OpError, OSError) as e:  # disk full, permissions: no bug
+    logging.error('Failed %s at shutdown: %s', what,
+                  str(e).splitlines()[0] if str(e) else type(e).__name__)
+    return None
   except Exception:  # pylint: disable=broad-except
     logging.exception('Failed %s at shutdown.', what)
     return None

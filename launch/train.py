@@ -75,15 +75,19 @@ def main(argv):
                  f'--reverb_address={address}', f'--actor_id={i}'] + config_args,
       config.num_actors, os.path.join(logdir, 'actors'),
       env={'CUDA_VISIBLE_DEVICES': '', 'TF_CPP_MIN_LOG_LEVEL': '2'})
-  clean = False
+  clean, failure = False, None
   try:
     clean = learner_loop.run(config, facts=facts, strategy=strategy,
                              logdir=logdir, server_address=address, stop=stop,
                              supervisor=supervisor)
+  except learner_loop.SaveFailedError as e:
+    failure = f'error: {e}'
   finally:
     logging.info('Learner loop finished.')
     supervisor.stop()
     server.stop()
+  if failure:
+    sys.exit(failure)
   logging.info('Done. Logs, checkpoints and policy in %s', logdir)
   if not clean:
     os._exit(1)  # a thread is stuck in a Reverb read; nothing left to save
