@@ -40,6 +40,9 @@ def get_config(games: str = '') -> ml_collections.ConfigDict:
     game_list = DEFAULT_GAMES
   config = atari.get_config()
   config.unlock()
+  # The LSTM agent this config was developed and tested with (issue 10
+  # changed the single-game Atari defaults only; configs/atari.py).
+  atari.use_lstm_agent(config)
   config.env.game = ','.join(game_list)  # task i = i-th game
   config.env.full_action_space = True  # one shared 18-action policy head
   config.network.task_one_hot_input = True

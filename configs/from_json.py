@@ -7,7 +7,8 @@ override, from any flag syntax or --flagfile) and starts each actor with it,
 so actors can never run a different config from the learner. Fields the JSON
 lacks (added to configs/atari.py after the JSON was written, e.g.
 network.compute_dtype) take configs/atari.py's defaults, so an older run's
-config.json still loads.
+config.json still loads; the agent fields of issue 10 (network.core, ...)
+take the values such runs had (`atari.use_lstm_agent`).
 """
 
 import json
@@ -27,6 +28,15 @@ def _fill_missing(values: dict, defaults: dict) -> dict:
   return values
 
 
+def _defaults_of_older_runs() -> dict:
+  """configs/atari.py's defaults, with the agent fields a JSON written
+  before issue 10 ran with (they predate the fields): the LSTM agent."""
+  config = atari.get_config()
+  config.unlock()
+  atari.use_lstm_agent(config)
+  return config.to_dict()
+
+
 def get_config(path: str) -> ml_collections.ConfigDict:
   if not path:
     raise ValueError('configs/from_json.py needs the JSON path as its argument: '
@@ -34,6 +44,6 @@ def get_config(path: str) -> ml_collections.ConfigDict:
   with open(path) as f:
     values = json.load(f)
   config = ml_collections.ConfigDict(
-      _fill_missing(values, atari.get_config().to_dict()))
+      _fill_missing(values, _defaults_of_older_runs()))
   config.lock()
   return config

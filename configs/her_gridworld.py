@@ -24,6 +24,9 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
   size = int(arg) if arg else 11
   config = atari.get_config()
   config.unlock()
+  # The LSTM agent this config was developed and tested with (issue 10
+  # changed the single-game Atari defaults only; configs/atari.py).
+  atari.use_lstm_agent(config)
   config.env.name = 'goal_gridworld'
   config.env.game = 'goal_gridworld'
   config.env.frame_skip = 1  # agent steps == frames

@@ -5,6 +5,7 @@ import os
 import tempfile
 
 from absl.testing import absltest
+import tensorflow as tf
 
 from configs import atari
 from configs import her_bitflip
@@ -32,9 +33,9 @@ class RunSetupTest(absltest.TestCase):
     return tmp.name
 
   def _fake_checkpoint(self, logdir):
-    os.makedirs(os.path.join(logdir, 'checkpoints'))
-    with open(os.path.join(logdir, 'checkpoints', 'checkpoint'), 'w') as f:
-      f.write('model_checkpoint_path: "ckpt-1"\n')
+    """A real, readable (tiny) checkpoint: check_logdir reads its tensors."""
+    tf.train.CheckpointManager(tf.train.Checkpoint(v=tf.Variable(1.0)),
+                               os.path.join(logdir, 'checkpoints'), 1).save()
 
   def test_remote_logdir_is_rejected(self):
     with self.assertRaisesRegex(ValueError, '--logdir must be a local directory'):

@@ -6,6 +6,7 @@ import tempfile
 
 from absl.testing import absltest
 from absl.testing import parameterized
+import tensorflow as tf
 
 from configs import atari
 from configs import distral_atari
@@ -17,6 +18,13 @@ from launch import validate
 from tests.launch.validate_test import _with
 
 VARIANTS = ('KL_1col', 'KL_2col', 'KL+ent_1col', 'KL+ent_2col')
+
+
+
+def _real_checkpoint(logdir):
+  """A tiny readable checkpoint (check_logdir reads its tensors)."""
+  tf.train.CheckpointManager(tf.train.Checkpoint(v=tf.Variable(1.0)),
+                             os.path.join(logdir, 'checkpoints'), 1).save()
 
 
 class DistralValidateTest(parameterized.TestCase):
@@ -115,9 +123,7 @@ class DistralValidateTest(parameterized.TestCase):
     logdir = tempfile.mkdtemp()
     config = distral_gridworld.get_config()
     run_setup.prepare_logdir(logdir, config)
-    os.makedirs(os.path.join(logdir, 'checkpoints'))
-    with open(os.path.join(logdir, 'checkpoints', 'checkpoint'), 'w') as f:
-      f.write('model_checkpoint_path: "ckpt-1"\n')
+    _real_checkpoint(logdir)
     run_setup.check_logdir(logdir, config)  # same config: fine
     with self.assertRaisesRegex(ValueError, f'config.{field}='):
       run_setup.check_logdir(logdir, _with(config, field, value))
@@ -133,9 +139,7 @@ class DistralValidateTest(parameterized.TestCase):
     del recorded['distral']  # as written before Distral existed
     with open(os.path.join(logdir, 'config.json'), 'w') as f:
       json.dump(recorded, f)
-    os.makedirs(os.path.join(logdir, 'checkpoints'))
-    with open(os.path.join(logdir, 'checkpoints', 'checkpoint'), 'w') as f:
-      f.write('model_checkpoint_path: "ckpt-1"\n')
+    _real_checkpoint(logdir)
     run_setup.check_logdir(logdir, config)  # still Distral off: fine
     distral_on = _with(distral_gridworld.get_config(),
                        'network.task_one_hot_input', True)
@@ -147,9 +151,7 @@ class DistralValidateTest(parameterized.TestCase):
     prior = tempfile.mkdtemp()
     run_setup.prepare_logdir(prior, distral_gridworld.get_config(
         'KL+ent_2col:separate'))
-    os.makedirs(os.path.join(prior, 'checkpoints'))
-    with open(os.path.join(prior, 'checkpoints', 'checkpoint'), 'w') as f:
-      f.write('model_checkpoint_path: "ckpt-1"\n')
+    _real_checkpoint(prior)
     same = _with(distral_gridworld.get_config('KL+ent_2col:separate'),
                  'distral.prior_logdir', prior)
     validate.validate_config(same)
@@ -159,9 +161,7 @@ class DistralValidateTest(parameterized.TestCase):
       validate.validate_config(other)
     baseline = tempfile.mkdtemp()
     run_setup.prepare_logdir(baseline, distral_gridworld.get_config('none'))
-    os.makedirs(os.path.join(baseline, 'checkpoints'))
-    with open(os.path.join(baseline, 'checkpoints', 'checkpoint'), 'w') as f:
-      f.write('model_checkpoint_path: "ckpt-1"\n')
+    _real_checkpoint(baseline)
     with self.assertRaisesRegex(ValueError, 'it has no π0'):
       validate.validate_config(_with(distral_gridworld.get_config(),
                                      'distral.prior_logdir', baseline))
