@@ -1,7 +1,7 @@
 """agent/policy_dir.py: LOGDIR/policy is complete at every instant.
 
-Unit tests on marker directories, and an e2e test that kill -9s a real
-exporting process at random moments (issue 11 item 4).
+Unit tests on marker directories, and a test that kill -9s a real exporting
+process at random moments (issue 11 item 4).
 """
 
 import os
@@ -83,14 +83,13 @@ for i in range(1000):
 '''
 
 
-@pytest.mark.e2e
 def test_kill_at_any_moment_of_an_export_leaves_a_loadable_policy(tmp_path):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   target = str(tmp_path / 'policy')
   rng = np.random.default_rng(0)
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3', CUDA_VISIBLE_DEVICES='')
   loaded = []
-  for kill in range(4):
+  for kill in range(3):
     proc = subprocess.Popen([sys.executable, '-c', _EXPORTER, target],
                             cwd=REPO, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True)
@@ -102,4 +101,4 @@ def test_kill_at_any_moment_of_an_export_leaves_a_loadable_policy(tmp_path):
     loaded.append(int(policy.frames_trained.numpy()))
     policy_dir.clean_leftovers(target)  # what the next run start does
     assert os.listdir(tmp_path) == ['policy']
-  assert len(loaded) == 4
+  assert len(loaded) == 3
