@@ -38,7 +38,7 @@ def test_full_disk_keeps_training_and_the_old_checkpoint(small_fs):
   env = dict(os.environ, CUDA_VISIBLE_DEVICES='')
   proc = subprocess.run(
       [sys.executable, '-m', 'launch.train', '--config=configs/smoke.py',
-       f'--logdir={logdir}', '--config.logging.checkpoint_every_secs=4',
+       f'--logdir={logdir}', '--config.logging.checkpoint_every_secs=2',
        '--config.logging.progress_every_secs=1'],
       cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
   output = proc.stdout + proc.stderr
