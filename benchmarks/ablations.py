@@ -104,19 +104,20 @@ def compare(runs, title: str, root: str, png_name: str, last: int,
   return '\n'.join(lines) + '\n'
 
 
-_CONFIG = flags.DEFINE_string('config', 'configs/atari.py', 'Config file.')
-_OVERRIDES = flags.DEFINE_list('config_overrides', [],
+# Shared with benchmarks/dtype_comparison.py, which sets its own defaults.
+CONFIG = flags.DEFINE_string('config', 'configs/atari.py', 'Config file.')
+OVERRIDES = flags.DEFINE_list('config_overrides', [],
                                'field=value overrides of every run.')
-_VARIANTS = flags.DEFINE_multi_string(
+VARIANTS = flags.DEFINE_multi_string(
     'variant', [], 'NAME=field=value,field=value (repeat the flag).')
-_ROOT = flags.DEFINE_string('root', 'logs/ablations',
+ROOT = flags.DEFINE_string('root', 'logs/ablations',
                             'Directory of the runs, plot and summary.')
-_SEEDS = flags.DEFINE_integer('seeds', 2, 'Seeds per variant.', lower_bound=1)
-_FRAMES = flags.DEFINE_integer('frames', None, 'total_frames of every run '
+SEEDS = flags.DEFINE_integer('seeds', 2, 'Seeds per variant.', lower_bound=1)
+FRAMES = flags.DEFINE_integer('frames', None, 'total_frames of every run '
                                "(default: the config's).", lower_bound=1)
-_MINUTES = flags.DEFINE_float('minutes', None, 'Wall-time limit per run.',
+MINUTES = flags.DEFINE_float('minutes', None, 'Wall-time limit per run.',
                               lower_bound=0.5)
-_LAST = flags.DEFINE_integer('last_episodes', 100, 'Episodes averaged per run.',
+LAST = flags.DEFINE_integer('last_episodes', 100, 'Episodes averaged per run.',
                              lower_bound=1)
 
 
@@ -138,20 +139,20 @@ def parse_variant(text: str):
 
 def main(argv):
   del argv
-  variants = [parse_variant(v) for v in _VARIANTS.value]
+  variants = [parse_variant(v) for v in VARIANTS.value]
   if not variants:
     raise app.UsageError('give at least one --variant=NAME=OVERRIDES')
   runs = {}
-  for seed in range(_SEEDS.value):
+  for seed in range(SEEDS.value):
     for name, overrides in variants:
-      logdir = os.path.join(_ROOT.value, f'{name}_seed{seed}')
-      run_train(logdir, _CONFIG.value,
-                list(_OVERRIDES.value) + overrides + [f'seed={seed}'],
-                _FRAMES.value, _MINUTES.value)
+      logdir = os.path.join(ROOT.value, f'{name}_seed{seed}')
+      run_train(logdir, CONFIG.value,
+                list(OVERRIDES.value) + overrides + [f'seed={seed}'],
+                FRAMES.value, MINUTES.value)
       runs[(name, seed)] = logdir
-  text = compare(runs, f'Ablations of {_CONFIG.value}', _ROOT.value,
-                 'ablations.png', _LAST.value, 'variant')
-  with open(os.path.join(_ROOT.value, 'summary.md'), 'w') as f:
+  text = compare(runs, f'Ablations of {CONFIG.value}', ROOT.value,
+                 'ablations.png', LAST.value, 'variant')
+  with open(os.path.join(ROOT.value, 'summary.md'), 'w') as f:
     f.write(text)
   print(text)
 

@@ -31,35 +31,29 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks import ablations  # pylint: disable=wrong-import-position
 
-_CONFIG = flags.DEFINE_string('config', 'configs/smoke.py', 'Config file.')
-_ROOT = flags.DEFINE_string('root', 'logs/dtype_comparison',
-                            'Directory of the runs, plot and summary.')
+# --config, --root, --seeds, --frames, --minutes, --last_episodes: the
+# flags of benchmarks/ablations.py, with this script's defaults.
+flags.set_default(ablations.CONFIG, 'configs/smoke.py')
+flags.set_default(ablations.ROOT, 'logs/dtype_comparison')
+flags.set_default(ablations.SEEDS, 3)
 _DTYPES = flags.DEFINE_list('dtypes', ['float32', 'bfloat16'],
                             'Compute dtypes compared.')
-_SEEDS = flags.DEFINE_integer('seeds', 3, 'Seeds per dtype.', lower_bound=1)
-_FRAMES = flags.DEFINE_integer('frames', None, 'total_frames of every run '
-                               '(default: the config\'s).', lower_bound=1)
-_MINUTES = flags.DEFINE_float('minutes', None, 'Wall-time limit per run.',
-                              lower_bound=0.5)
-_LAST = flags.DEFINE_integer('last_episodes', 100, 'Episodes averaged per run.',
-                             lower_bound=1)
 
 
 def main(argv):
   del argv
+  root, config = ablations.ROOT.value, ablations.CONFIG.value
   runs = {}
-  for seed in range(_SEEDS.value):  # dtypes alternate: drift hits both
+  for seed in range(ablations.SEEDS.value):  # dtypes alternate: drift hits both
     for dtype in _DTYPES.value:
-      logdir = os.path.join(_ROOT.value, f'{dtype}_seed{seed}')
-      ablations.run_train(
-          logdir, _CONFIG.value,
-          [f'network.compute_dtype={dtype}', f'seed={seed}'], _FRAMES.value,
-          _MINUTES.value)
+      logdir = os.path.join(root, f'{dtype}_seed{seed}')
+      ablations.run_train(logdir, config,
+                          [f'network.compute_dtype={dtype}', f'seed={seed}'],
+                          ablations.FRAMES.value, ablations.MINUTES.value)
       runs[(dtype, seed)] = logdir
-  text = ablations.compare(runs, f'float32 vs bfloat16: {_CONFIG.value}',
-                           _ROOT.value, 'dtype_comparison.png', _LAST.value,
-                           'dtype')
-  with open(os.path.join(_ROOT.value, 'summary.md'), 'w') as f:
+  text = ablations.compare(runs, f'float32 vs bfloat16: {config}', root,
+                           'dtype_comparison.png', ablations.LAST.value, 'dtype')
+  with open(os.path.join(root, 'summary.md'), 'w') as f:
     f.write(text)
   print(text)
 
