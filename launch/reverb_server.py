@@ -50,6 +50,12 @@ def main(argv):
   server = builder.make_server(config, facts, port=_PORT.value,
                                checkpoint_dir=_CHECKPOINT_DIR.value)
   logging.info('Reverb server listening on port %d.', server.port)
+  logging.warning(
+      'It listens on ALL network addresses, unauthenticated and unencrypted '
+      '(Reverb 0.14 serves insecure gRPC and takes no bind address): anyone '
+      'who can reach port %d can read the weights and insert data. Admit '
+      'only this run\'s hosts: a firewall rule or a Kubernetes '
+      'NetworkPolicy (README "Security").', server.port)
   server.wait()
 
 

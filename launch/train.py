@@ -13,15 +13,26 @@ SIGTERM stops cleanly: final checkpoint, policy export, learning curve, and
 every actor process shut down. Outputs under --logdir: checkpoints/,
 tensorboard/, episodes.csv, learning_curve.png, policy/ (SavedModel),
 actors/actor_<i>.log, config.json.
+
+The embedded Reverb server is unauthenticated and binds every address, so by
+default the whole run executes in a private network namespace with loopback
+only (--network_isolation, launch/isolation.py; README "Security").
 """
 
-from launch import version_check
+import sys
+
+from launch import isolation
+
+# Before TensorFlow is imported: a fenced run re-runs in a child from here.
+UNFENCED = (isolation.fence_or_reason(sys.argv, 'launch.train')
+            if __name__ == '__main__' else None)
+
+from launch import version_check  # pylint: disable=g-import-not-at-top,g-bad-import-order
 
 version_check.check()
 
 # pylint: disable=g-import-not-at-top,g-bad-import-order
 import os
-import sys
 import threading
 
 from absl import app
@@ -46,6 +57,8 @@ _USE_GPU = flags.DEFINE_bool('use_gpu', False,
                              'Mirror the learner over all visible GPUs.')
 _REVERB_PORT = flags.DEFINE_integer(
     'reverb_port', 0, 'Port of the embedded Reverb server (0: a free port).')
+flags.DEFINE_enum('network_isolation', 'auto', isolation.MODES,
+                  isolation.HELP)  # acted on before TF is imported (above)
 flags.mark_flags_as_required(['config', 'logdir'])
 
 
@@ -60,6 +73,8 @@ def main(argv):
     cli.check_port_free(_REVERB_PORT.value, '--reverb_port')
   except ValueError as e:
     sys.exit(f'error: {e}')
+  if UNFENCED:
+    logging.warning(isolation.EXPOSED, UNFENCED)
   config_path = run_setup.prepare_logdir(logdir, config)
   # Actors get this run's exact config, however it was given.
   config_args = [f'--config={run_setup.FROM_JSON_CONFIG}:{os.path.abspath(config_path)}']
@@ -69,7 +84,11 @@ def main(argv):
   server = builder.make_server(config, facts, port=_REVERB_PORT.value or None,
                                checkpoint_dir=os.path.join(logdir, 'reverb'))
   address = f'localhost:{server.port}'
-  logging.info('Reverb server on %s.', address)
+  if isolation.inside():
+    logging.info('Reverb server on %s, in this run\'s private network '
+                 'namespace.', address)
+  else:
+    logging.info('Reverb server on %s.', address)
   supervisor = supervisor_lib.ActorSupervisor(
       lambda i: [sys.executable, '-m', 'launch.actor',
                  f'--reverb_address={address}', f'--actor_id={i}'] + config_args,

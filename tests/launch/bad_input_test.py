@@ -48,8 +48,13 @@ def test_bad_command_lines_get_one_error_line_and_write_nothing(tmp_path):
       'missing_config': (['--config=configs/no_such_config.py'],
                          tmp_path / 'r2', ['no_such_config.py',
                                            'does not exist']),
-      'port_in_use': ([smoke, f'--reverb_port={busy_port}'], tmp_path / 'r3',
+      # Fenced in its own network namespace a run has every port free; on
+      # the host's network it must refuse a busy one.
+      'port_in_use': ([smoke, f'--reverb_port={busy_port}',
+                       '--network_isolation=off'], tmp_path / 'r3',
                       [f'--reverb_port={busy_port}', 'in use']),
+      'bad_isolation': ([smoke, '--network_isolation=vpn'], tmp_path / 'r7',
+                        ['--network_isolation=vpn', 'auto|netns|off']),
       'bad_number': ([smoke, '--config.learner.learning_rate=abc'],
                      tmp_path / 'r4', ['learning_rate', 'abc']),
       'nan': ([smoke, '--config.learner.learning_rate=nan'], tmp_path / 'r5',

@@ -128,7 +128,9 @@ def test_killed_actor_restarts_and_ctrl_c_leaves_no_process(tmp_path):
   parent = psutil.Process(run.proc.pid)
   try:
     run.wait_for(lambda: run.frames() > 0, 120, 'training to start')
-    actors = [p for p in parent.children() if 'launch.actor' in ' '.join(p.cmdline())]
+    # launch.train runs fenced in a child process (launch/isolation.py).
+    actors = [p for p in parent.children(recursive=True)
+              if 'launch.actor' in ' '.join(p.cmdline())]
     assert len(actors) == 2
     victim = actors[0]
     victim.kill()
