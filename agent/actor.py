@@ -23,6 +23,12 @@ the desired goal), and writers receive the whole dict. A writer with an
 episode's final observation x_N as a step, before the reset, since the stored
 stream never holds it as a step of its own.
 
+A run ends for the actor when the learner publishes its final weights
+(`learner_finished`): `run` returns, also when a writer is blocked on a full
+queue that nobody will read again (writers with a `while_blocked` hook).
+After a lost Reverb server, `reconnect` swaps in new writers, subscriber and
+reporter; the next `run` starts fresh episodes.
+
 Units: `agent_steps` counts steps of all environments together; one agent
 step is `frame_skip` raw frames.
 """
@@ -37,6 +43,10 @@ import tensorflow as tf
 import tree
 
 from agent import networks
+
+
+class _LearnerFinished(Exception):
+  """Raised through a blocked writer once the learner has finished."""
 
 
 def _stack(observations):
@@ -82,9 +92,9 @@ class Actor:
     task_ids = [0] * n if task_ids is None else list(task_ids)
     if len(task_ids) != n:
       raise ValueError(f'task_ids has {len(task_ids)} entries for {n} envs.')
-    self._envs, self._writers = list(envs), list(writers)
+    self._envs = list(envs)
     self._network = network
-    self._subscriber, self._reporter = variable_subscriber, episode_reporter
+    self._connect(writers, variable_subscriber, episode_reporter)
     self._task_id = np.asarray(task_ids, np.int32)
     self._actor_id, self._update_period = actor_id, int(update_period)
     self._frame_skip = int(frame_skip)
@@ -94,6 +104,45 @@ class Actor:
     self.agent_steps = 0
     self.episodes = 0
     self._steps_since_update = 0
+
+  def _connect(self, writers, subscriber, reporter) -> None:
+    if len(writers) != len(self._envs):
+      raise ValueError(f'Need one writer per environment: {len(self._envs)} '
+                       f'envs, {len(writers)} writers.')
+    self._writers = list(writers)
+    self._subscriber, self._reporter = subscriber, reporter
+    for writer in self._writers:
+      if hasattr(writer, 'while_blocked'):
+        writer.while_blocked = self._while_blocked
+
+  def reconnect(self, writers: Sequence, variable_subscriber=None,
+                episode_reporter=None) -> None:
+    """Replaces the Reverb-facing parts (after the server was lost).
+
+    The old ones are dropped, not closed (closing flushes to a server that
+    lost their chunks). Episodes in progress are not reported; the next
+    `run` resets every environment.
+
+    Raises:
+      ValueError: if the number of writers differs from the environments.
+    """
+    self._connect(writers, variable_subscriber, episode_reporter)
+    self._steps_since_update = 0
+
+  @property
+  def network(self) -> networks.ImpalaNetwork:
+    return self._network
+
+  @property
+  def learner_finished(self) -> bool:
+    """True once the learner has published its final weights."""
+    return bool(getattr(self._subscriber, 'learner_finished', False))
+
+  def _while_blocked(self) -> None:
+    """Called by a writer waiting for queue room: stop if training is over."""
+    self.update(wait=False)
+    if self.learner_finished:
+      raise _LearnerFinished()
 
   def _policy_step(self, observation, prev_action, prev_reward, first, task_id,
                    state):
@@ -205,11 +254,19 @@ class Actor:
   def run(self, num_steps: Optional[int] = None,
           should_stop: Callable[[], bool] = lambda: False,
           log_every_secs: float = 60.0) -> None:
-    """Acts until `num_steps` batched steps are done or `should_stop()`."""
+    """Acts until `num_steps` batched steps, `should_stop()` or the end.
+
+    The end: the learner has published its final weights
+    (`learner_finished`).
+    """
     self.observe_first()
     done, last_log, last_steps = 0, time.time(), 0
-    while (num_steps is None or done < num_steps) and not should_stop():
-      self.run_step()
+    while ((num_steps is None or done < num_steps) and not should_stop()
+           and not self.learner_finished):
+      try:
+        self.run_step()
+      except _LearnerFinished:
+        return
       done += 1
       now = time.time()
       if now - last_log >= log_every_secs:

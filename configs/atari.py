@@ -162,6 +162,9 @@ def get_config(arg: str = 'pong') -> ml_collections.ConfigDict:
   config.replay.replay_proportion = 0.0  # share of each batch; 0 = queue only
   config.replay.replay_size = 10_000  # unrolls kept in 'replay' (FIFO removal)
   config.replay.checkpoint_every_secs = 600.0  # Reverb checkpoint (replay runs)
+  # Seconds the learner and actors keep retrying a Reverb server that does
+  # not answer (a restart, a network partition) before they give up.
+  config.replay.reconnect_secs = 600.0
 
   config.her = ml_collections.ConfigDict()  # goal envs with replay only
   config.her.strategy = 'future'  # 'final' | 'future' | 'episode' (HER §3.4)

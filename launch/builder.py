@@ -260,7 +260,6 @@ def make_learner(config, facts, strategy, server_address, checkpoint_dir):
 
 def make_actor(config, facts, server_address: str, actor_id: int):
   """An actor process's Actor: environments, network, writers, clients."""
-  client = reverb.Client(server_address)
   n = config.num_envs_per_actor
   # Independent 31-bit seeds per (run seed, actor, env); the last seeds actions.
   seeds = [int(x) & 0x7FFFFFFF for x in np.random.SeedSequence(
@@ -269,20 +268,35 @@ def make_actor(config, facts, server_address: str, actor_id: int):
   envs = [make_environment(config, seed=seeds[i], task_id=task_ids[i])
           for i in range(n)]
   network = make_network(config, facts, compute_dtype(config)[0])
-  goal_env = goal_builder.is_goal_env(config)
-  writers = goal_builder.make_writers(config, facts, client, n) if goal_env else [
-      writer_lib.UnrollWriter(
-          client, unroll_length=config.unroll_length,
-          max_in_flight_items=config.replay.max_in_flight_items) for _ in envs]
+  writers, subscriber, reporter = make_actor_connections(
+      config, facts, server_address, network)
   return actor_lib.Actor(
       envs=envs, network=network, writers=writers,
-      variable_subscriber=variables.VariableSubscriber(
-          client, network.trainable_variables),
-      episode_reporter=episodes.EpisodeReporter(client), task_ids=task_ids,
-      actor_id=actor_id,
+      variable_subscriber=subscriber, episode_reporter=reporter,
+      task_ids=task_ids, actor_id=actor_id,
       update_period=config.actor_update_period,
       frame_skip=config.env.frame_skip, seed=seeds[n],
-      observation_key='observation' if goal_env else None)
+      observation_key='observation' if goal_builder.is_goal_env(config)
+      else None)
+
+
+def make_actor_connections(config, facts, server_address: str, network):
+  """(writers, variable subscriber, episode reporter) of one actor.
+
+  On a new reverb.Client: also what an actor re-creates after it lost the
+  server (agent.actor.Actor.reconnect).
+  """
+  client = reverb.Client(server_address)
+  n = config.num_envs_per_actor
+  writers = (goal_builder.make_writers(config, facts, client, n)
+             if goal_builder.is_goal_env(config) else [
+                 writer_lib.UnrollWriter(
+                     client, unroll_length=config.unroll_length,
+                     max_in_flight_items=config.replay.max_in_flight_items)
+                 for _ in range(n)])
+  return (writers,
+          variables.VariableSubscriber(client, network.trainable_variables),
+          episodes.EpisodeReporter(client))
 
 
 def export_metadata(config, facts, learner) -> Dict[str, Any]:

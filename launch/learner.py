@@ -7,6 +7,10 @@ r"""Runs the learner role against a (remote) Reverb server.
 
 Same loop, checkpoints, exports and logs as launch/train.py, without local
 actors; the stall watchdog reports when the server or the actors go away.
+A server that does not answer (at start, or after a restart) is retried for
+config.replay.reconnect_secs, with the outage in the log, then the learner
+saves and exits with `error: …`. At total_frames it publishes its final
+weights marked as such, and the actors stop.
 """
 
 from launch import version_check
@@ -26,6 +30,7 @@ from launch import cli
 from launch import learner_loop
 from launch import run_setup
 from launch import strategy as strategy_lib
+from replay import connection
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Path to a configs/*.py file (optionally :arg).',
@@ -53,9 +58,17 @@ def main(argv):
   run_setup.prepare_logdir(_LOGDIR.value, config)
   stop = threading.Event()
   run_setup.install_stop_handlers(stop)
-  if not learner_loop.run(config, facts=facts, strategy=strategy,
-                          logdir=_LOGDIR.value,
-                          server_address=_REVERB_ADDRESS.value, stop=stop):
+  try:
+    clean = learner_loop.run(config, facts=facts, strategy=strategy,
+                             logdir=_LOGDIR.value,
+                             server_address=_REVERB_ADDRESS.value, stop=stop)
+  except (learner_loop.SaveFailedError,
+          connection.ServerUnreachableError) as e:
+    sys.stdout.flush()
+    sys.stderr.write(f'error: {e}\n')
+    sys.stderr.flush()
+    os._exit(1)  # a thread may still wait on the dead server's dataset
+  if not clean:
     os._exit(1)
 
 

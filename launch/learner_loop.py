@@ -21,6 +21,7 @@ from launch import builder
 from launch import goal_builder
 from launch import monitoring
 from launch import run_setup
+from replay import connection
 from replay import episodes
 from replay import tables
 from replay import variables
@@ -79,12 +80,16 @@ class _LearnerThread(threading.Thread):
       self.error = e
 
   def _publish(self):
+    # While the server is away the push blocks (gRPC waits for it) or fails;
+    # the main thread's ServerWatch logs the outage and ends it at the
+    # deadline, and the next publish after a restart refills the table.
     try:
       self._publisher.publish()
-    except (tf.errors.OpError, RuntimeError) as e:
-      raise RuntimeError(
-          'Cannot publish weights to the Reverb server; is it still running? '
-          f'({e})') from e
+    except Exception as e:  # pylint: disable=broad-except
+      if not connection.is_connection_error(e):
+        raise
+      logging.warning('Cannot publish weights to the Reverb server (%s); '
+                      'retrying at the next publish.', e)
 
   def _periodic_save(self):
     """save_and_export; a failed one (disk full…) is retried next interval.
@@ -175,6 +180,11 @@ def run(config, *, facts, strategy: tf.distribute.Strategy, logdir: str,
     stop: set by signal handlers to end training cleanly.
     supervisor: an ActorSupervisor to poll (one-box runs), or None.
   """
+  client = reverb.Client(server_address)
+  watch = connection.ServerWatch(server_address, config.replay.reconnect_secs)
+  # Says so at once if the server does not answer (the dataset would block).
+  if not watch.wait_until_up(client, stop.is_set):
+    return True
   learner = builder.make_learner(config, facts, strategy, server_address,
                                  os.path.join(logdir, 'checkpoints'))
   logging.info('Learner computes in %s (%s)%s; variables and checkpoints are '
@@ -186,7 +196,6 @@ def run(config, *, facts, strategy: tf.distribute.Strategy, logdir: str,
   logging.info('%s at %d frames / %d learner steps.',
                'Resuming' if resumed else 'Starting', learner.frames,
                learner.learner_steps)
-  client = reverb.Client(server_address)
   publisher = variables.VariablePublisher(
       client, learner.network.trainable_variables,
       learner.learner_step_counter)
@@ -216,19 +225,20 @@ def run(config, *, facts, strategy: tf.distribute.Strategy, logdir: str,
   last_progress = time.time()
   try:
     with summary_writer.as_default():
-      while thread.is_alive():
+      while thread.is_alive() and not stop.is_set():
         thread.join(timeout=1.0)
         replay_saver.maybe_checkpoint()
         if supervisor is not None:
           supervisor.poll(stopping=stop.is_set())
         if time.time() - last_progress >= config.logging.progress_every_secs:
           last_progress = time.time()
-          _drain(client, learner, episode_log)
+          _drain(client, learner, episode_log, watch)
           _report(config, learner, thread, episode_log, progress,
                   supervisor, facts)
-        elif _episodes_pending(client) >= _EARLY_DRAIN_RECORDS:
-          _drain(client, learner, episode_log)  # long before the table fills
-      _drain(client, learner, episode_log)
+        elif (not watch.down and
+              _episodes_pending(client, watch) >= _EARLY_DRAIN_RECORDS):
+          _drain(client, learner, episode_log, watch)  # before the table fills
+      _drain(client, learner, episode_log, watch)
       _report(config, learner, thread, episode_log, progress,
               supervisor, facts)
   except KeyboardInterrupt:
@@ -251,6 +261,9 @@ def run(config, *, facts, strategy: tf.distribute.Strategy, logdir: str,
     if hung:
       logging.error('The learner is blocked waiting for data (%s); its state '
                     'was saved from the main thread.', _safe(describe))
+    if learner.frames >= config.total_frames:  # split-mode actors stop
+      _attempt('publishing the final weights', lambda: _with_timeout(
+          lambda: publisher.publish(final=True), _FINAL_PUBLISH_TIMEOUT_SECS))
     path = _attempt('checkpointing Reverb', replay_saver.checkpoint)
     if path:
       logging.info('Reverb checkpoint (replay contents): %s', path)
@@ -285,6 +298,27 @@ def _attempt(what, fn):
     return None
 
 
+_FINAL_PUBLISH_TIMEOUT_SECS = 10
+
+
+def _with_timeout(fn, timeout_secs):
+  """fn() in a daemon thread: a push to a dead server blocks forever."""
+  errors = []
+
+  def target():
+    try:
+      fn()
+    except Exception as e:  # pylint: disable=broad-except
+      errors.append(e)
+  worker = threading.Thread(target=target, daemon=True)
+  worker.start()
+  worker.join(timeout_secs)
+  if worker.is_alive():
+    raise TimeoutError(f'no answer from the Reverb server in {timeout_secs} s')
+  if errors:
+    raise errors[0]
+
+
 def _safe(fn):
   try:
     return fn()
@@ -300,22 +334,35 @@ def _safe(fn):
 _EARLY_DRAIN_RECORDS = 10_000
 
 
-def _episodes_pending(client) -> int:
+def _episodes_pending(client, watch) -> int:
+  """Pending episode records (0 while the server does not answer)."""
   try:
-    return client.server_info(timeout=5)[tables.EPISODES_TABLE].current_size
-  except (RuntimeError, tf.errors.OpError, KeyError):
+    pending = client.server_info(timeout=5)[tables.EPISODES_TABLE].current_size
+  except Exception as e:  # pylint: disable=broad-except
+    watch.failed(e)  # a bug re-raises; a long outage raises Unreachable
     return 0
+  watch.ok()
+  return pending
 
 
-def _drain(client, learner, episode_log):
+def _drain(client, learner, episode_log, watch):
   """Moves pending episode records into episodes.csv; counts drops."""
   frames = learner.frames
   try:
     records, dropped = episodes.drain_episodes_counting_drops(
         client, timeout_secs=5)
-  except (RuntimeError, tf.errors.OpError) as e:
-    logging.warning('Cannot read episode statistics from Reverb: %s', e)
+  except Exception as e:  # pylint: disable=broad-except
+    watch.failed(e)
     return
+  watch.ok()
+  num_tasks = len(episode_log.recent_by_task)
+  rejected = [(r, episodes.invalid_reason(r, num_tasks)) for r in records]
+  rejected = [(r, why) for r, why in rejected if why]
+  if rejected:
+    logging.warning('Ignored %d episode records that no actor of this run can '
+                    'have sent (first: %s: %s).', len(rejected),
+                    rejected[0][1], rejected[0][0])
+    records = [r for r in records if not episodes.invalid_reason(r, num_tasks)]
   episode_log.add(records, frames)
   episode_log.count_dropped(dropped, frames)
 

@@ -297,6 +297,8 @@ def _validate_goal_and_replay(config, num_replicas):
   _positive_int(config, 'replay.replay_size')
   _number(config, 'replay.checkpoint_every_secs', 0.0, float('inf'), '> 0 seconds',
           low_open=True)
+  _number(config, 'replay.reconnect_secs', 0.0, float('inf'), '> 0 seconds',
+          low_open=True)
   if config.her.strategy not in her.STRATEGIES:
     _fail('her.strategy', f'one of {her.STRATEGIES}', config.her.strategy)
   _number(config, 'her.relabel_probability', 0.0, 1.0, 'in [0, 1]')

@@ -10,7 +10,8 @@ the learner samples this table, so every record it counts in `server_info()`
 can be sampled without waiting.
 """
 
-from typing import Any, Dict, List, Tuple
+import math
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import reverb
@@ -76,6 +77,28 @@ class EpisodeReporter:
 
   def close(self) -> None:
     self._writer.close()
+
+
+def invalid_reason(record: Dict[str, Any], num_tasks: int) -> Optional[str]:
+  """Why a drained episode record cannot be genuine, or None if it can be.
+
+  The port is unauthenticated (README "Security"): the learner checks what it
+  cheaply can before logging a record. A forged record that passes these
+  checks cannot be told apart.
+
+  Args:
+    record: one record of `drain_episodes_counting_drops`.
+    num_tasks: number of tasks (games) of the run; task_id must be below it.
+  """
+  if not 0 <= record['task_id'] < num_tasks:
+    return f'task_id {record["task_id"]} not in [0, {num_tasks})'
+  if record['actor_id'] < 0:
+    return f'actor_id {record["actor_id"]} < 0'
+  if not math.isfinite(record['episode_return']):
+    return f'episode_return {record["episode_return"]} is not finite'
+  if record['episode_length'] < 0 or record['episode_frames'] < 0:
+    return 'a negative episode length'
+  return None
 
 
 def drain_episodes(client: reverb.Client,

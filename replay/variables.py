@@ -20,6 +20,14 @@ would assign `learner_step` into a variable. So the subscriber checks
 publish evicts the old item, and sampling does not remove it) and assigns the
 pulled values itself, returning the learner step.
 
+The learner's last publish of a finished run (`publish(final=True)`) stores
+the step as −(step + 1): subscribers decode it and set `learner_finished`, so
+actors of a split run stop by themselves (replay.variables.LearnerFinished).
+
+The table's signature makes the server reject items of another shape or
+dtype; the subscriber also rejects non-finite values (the port is
+unauthenticated, README "Security"): it keeps its current weights and logs.
+
 Both sides must pass the same variables in the same order (e.g.
 `network.variables` of identically built networks); a mismatch in count, shape
 or dtype raises ValueError at construction.
@@ -30,6 +38,8 @@ import io
 import sys
 from typing import Any, Dict, Optional, Sequence, Union
 
+from absl import logging
+import numpy as np
 import reverb
 import tensorflow as tf
 
@@ -64,6 +74,10 @@ _VARIABLES_KEY = 'variables'
 _SERVER_INFO_TIMEOUT_SECS = 30
 
 ClientOrAddress = Union[reverb.Client, str]
+
+
+class LearnerFinished(Exception):
+  """The learner has published its final weights: training is over."""
 
 
 def variables_signature(
@@ -148,14 +162,20 @@ class VariablePublisher:
     self._container = reverb_variable_container.ReverbVariableContainer(
         address, table_names=(table,))
 
-  def publish(self) -> None:
+  def publish(self, final: bool = False) -> None:
     """Inserts the current values (replacing the previous publish).
 
-    Returns once the server has stored the item.
+    Returns once the server has stored the item (blocks while the server is
+    unreachable: gRPC waits for it).
+
+    Args:
+      final: the run has finished training; subscribers see
+        `learner_finished` (the step is stored as −(step + 1)).
     """
+    step = tf.cast(self._step_counter, tf.int64)
     self._container.push(
         {
-            _STEP_KEY: tf.cast(self._step_counter, tf.int64),
+            _STEP_KEY: -step - 1 if final else step,
             _VARIABLES_KEY: self._variables,
         },
         table=self._table)
@@ -186,6 +206,8 @@ class VariableSubscriber:
     self._table = table
     self._container = reverb_variable_container.ReverbVariableContainer(
         address, table_names=(table,))
+    self.learner_finished = False
+    self.rejected = 0
 
   def update(self, wait: bool = False) -> Optional[int]:
     """Assigns the latest published values to the variables.
@@ -193,6 +215,10 @@ class VariableSubscriber:
     Args:
       wait: if True, block until something has been published. If False,
         return None at once when nothing has been published yet.
+
+    Sets `learner_finished` when the values are the final publish of a
+    finished run. Values with a NaN or ±inf are not assigned (logged, counted
+    in `rejected`; the current weights stay) and None is returned.
 
     Returns:
       The learner step (learner steps, not frames) the values were published
@@ -207,6 +233,16 @@ class VariableSubscriber:
       if info[self._table].current_size == 0:
         return None
     values = self._container.pull(table=self._table)
-    for variable, value in zip(self._variables, values[_VARIABLES_KEY]):
+    step = int(values[_STEP_KEY])
+    arrays = [np.asarray(v) for v in values[_VARIABLES_KEY]]
+    if not all(np.isfinite(a).all() for a in arrays):
+      self.rejected += 1
+      logging.warning('Ignored weights with NaN or inf values from the %r '
+                      'table (published step %d); kept the current ones.',
+                      self._table, step)
+      return None
+    for variable, value in zip(self._variables, arrays):
       variable.assign(value)
-    return int(values[_STEP_KEY])
+    if step < 0:
+      self.learner_finished, step = True, -step - 1
+    return step

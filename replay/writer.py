@@ -34,6 +34,8 @@ from replay import tables
 
 _CORE_STATE = 'core_state'
 _PRIORITY = 1.0  # The queue is FIFO; priorities are unused but required.
+# Seconds between `while_blocked` calls while `append` waits for queue room.
+BLOCKED_POLL_SECS = 5.0
 
 
 def step_spec(observation_spec: Any,
@@ -105,8 +107,13 @@ class UnrollWriter:
   `TrajectoryWriter.flush(block_until_num_items=max_in_flight_items)`, so the
   actor runs at most `max_in_flight_items` unconfirmed items ahead of the
   server; when the queue table is full, `append` blocks until the learner
-  samples (items are never dropped).
+  samples (items are never dropped). Meanwhile it calls `while_blocked()`
+  (if set) every BLOCKED_POLL_SECS; an exception it raises ends the wait
+  and propagates out of `append` (the actor uses this to stop once the
+  learner has finished).
   """
+
+  while_blocked = None  # Optional[Callable[[], None]]
 
   @staticmethod
   # pylint: disable-next=redefined-outer-name
@@ -247,7 +254,16 @@ class UnrollWriter:
         lambda column: column[-length], history[_CORE_STATE])
     self._writer.create_item(self._table, _PRIORITY, trajectory)
     self._num_items += 1
-    self._writer.flush(block_until_num_items=self._max_in_flight_items)
+    if self.while_blocked is None:
+      self._writer.flush(block_until_num_items=self._max_in_flight_items)
+      return
+    while True:  # a full queue: call while_blocked every BLOCKED_POLL_SECS
+      try:
+        self._writer.flush(block_until_num_items=self._max_in_flight_items,
+                           timeout_ms=int(1000 * BLOCKED_POLL_SECS))
+        return
+      except reverb.errors.DeadlineExceededError:
+        self.while_blocked()
 
   def close(self, timeout_ms: Optional[int] = None) -> None:
     """Sends all pending items, then closes the writer.

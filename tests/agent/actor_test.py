@@ -1,5 +1,8 @@
 """Actor against a real in-process Reverb server, with spec-identical fake Atari."""
 
+import threading
+import time
+
 import numpy as np
 import reverb
 import tensorflow as tf
@@ -102,6 +105,42 @@ class ActorTest(tf.test.TestCase):
       self.assertEqual(int(r['episode_length']), EPISODE_LENGTH)
       self.assertEqual(int(r['episode_frames']), 4 * EPISODE_LENGTH)
     actor.close()
+
+  def test_blocked_on_a_full_queue_it_stops_when_the_learner_finishes(self):
+    signature = writer_lib.UnrollWriter.signature(
+        writer_lib.step_spec(OBS_SPEC, NUM_ACTIONS, LSTM), T)
+    server = reverb.Server(tables.make_tables(
+        signature, queue_capacity=2,  # full after two unrolls: nobody reads
+        variables_signature=variables.variables_signature(
+            self.learner_network.trainable_variables)), port=None)
+    poll = writer_lib.BLOCKED_POLL_SECS
+    writer_lib.BLOCKED_POLL_SECS = 0.2
+    try:
+      client = reverb.Client(f'localhost:{server.port}')
+      step = tf.Variable(5, dtype=tf.int64)
+      publisher = variables.VariablePublisher(
+          client, self.learner_network.trainable_variables, step)
+      publisher.publish()
+      actor = self.make_actor(client, make_network())
+      actor.update(wait=True)
+      done = threading.Event()
+      worker = threading.Thread(target=lambda: (actor.run(), done.set()),
+                                daemon=True)
+      worker.start()
+      deadline = time.time() + 60
+      while (client.server_info(timeout=5)[tables.QUEUE_TABLE].current_size < 2
+             and time.time() < deadline):
+        time.sleep(0.05)
+      time.sleep(0.5)
+      self.assertFalse(done.is_set())  # blocked on the full queue
+      steps = actor.agent_steps
+      publisher.publish(final=True)
+      self.assertTrue(done.wait(timeout=10))
+      self.assertTrue(actor.learner_finished)
+      self.assertEqual(actor.agent_steps, steps)  # it stopped, not went on
+    finally:
+      writer_lib.BLOCKED_POLL_SECS = poll
+      server.stop()
 
   def test_mismatched_writers_are_rejected(self):
     with self.assertRaisesRegex(ValueError, 'one writer per environment'):

@@ -102,5 +102,23 @@ class EpisodesTest(tf.test.TestCase):
     reporter.close()
 
 
+class InvalidReasonTest(tf.test.TestCase):
+
+  def test_only_records_an_actor_can_send_pass(self):
+    good = dict(actor_id=3, task_id=1, episode_return=-21.0,
+                episode_length=800, episode_frames=3200)
+    self.assertIsNone(episodes.invalid_reason(good, num_tasks=2))
+    for field, value, reason in [
+        ('task_id', 2, 'task_id 2 not in [0, 2)'),
+        ('task_id', -1, 'task_id -1'),
+        ('actor_id', -5, 'actor_id -5'),
+        ('episode_return', float('nan'), 'not finite'),
+        ('episode_return', float('inf'), 'not finite'),
+        ('episode_length', -1, 'negative'),
+        ('episode_frames', -4, 'negative')]:
+      self.assertIn(reason, episodes.invalid_reason(
+          dict(good, **{field: value}), num_tasks=2))
+
+
 if __name__ == '__main__':
   tf.test.main()

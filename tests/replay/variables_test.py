@@ -71,6 +71,35 @@ class VariablesTest(tf.test.TestCase):
       self.assertAllEqual(learner, actor)  # Bit-exact, dtype kept.
       self.assertEqual(learner.dtype, actor.dtype)
 
+  def test_final_publish_tells_subscribers_the_learner_finished(self):
+    learner_variables = make_variables(seed=1)
+    step = tf.Variable(42, dtype=tf.int64)
+    publisher = variables_lib.VariablePublisher(self.client, learner_variables,
+                                                step)
+    subscriber = variables_lib.VariableSubscriber(self.client, make_variables())
+    publisher.publish()
+    self.assertEqual(subscriber.update(), 42)
+    self.assertFalse(subscriber.learner_finished)
+    step.assign(43)
+    publisher.publish(final=True)
+    self.assertEqual(subscriber.update(), 43)  # the step, decoded
+    self.assertTrue(subscriber.learner_finished)
+
+  def test_non_finite_weights_are_rejected_and_current_ones_kept(self):
+    # Anyone reaching the port can insert an item of the right signature.
+    forged = make_variables(seed=3)
+    forged[0].assign(np.full([3, 2], np.nan, np.float32))
+    forged[1].assign([np.inf, 0.0])
+    variables_lib.VariablePublisher(
+        self.client, forged, tf.Variable(9, dtype=tf.int64)).publish()
+    actor_variables = make_variables(seed=4)
+    before = [v.numpy() for v in actor_variables]
+    subscriber = variables_lib.VariableSubscriber(self.client, actor_variables)
+    self.assertIsNone(subscriber.update())
+    self.assertEqual(subscriber.rejected, 1)
+    for value, variable in zip(before, actor_variables):
+      self.assertAllEqual(value, variable)
+
   def test_newer_publish_wins(self):
     learner_variables = make_variables(seed=1)
     step = tf.Variable(1, dtype=tf.int64)
