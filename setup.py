@@ -19,6 +19,7 @@ INSTALL_REQUIRES = [
     'opencv-python-headless',
     'matplotlib',  # learning-curve and evaluation plots
     'psutil',  # process supervision and benchmarks
+    'pyyaml',  # launch.k8s writes Kubernetes manifests
 ]
 
 setuptools.setup(
@@ -35,5 +36,8 @@ setuptools.setup(
     # other runs the unit tests (tests/conftest.py). pytest < 9: with pytest
     # 9.2 and xdist 3.8 `--dist loadgroup` ignored xdist_group marks (seen
     # 2026-12-02), so the e2e runs overlapped.
-    extras_require={'test': ['pytest>=7,<9', 'pytest-xdist>=3']},
+    # kubernetes-validate: the generated manifests are checked against the
+    # schemas of a pinned Kubernetes version (tests/launch/k8s_test.py).
+    extras_require={'test': ['pytest>=7,<9', 'pytest-xdist>=3',
+                             'kubernetes-validate>=1.30,<2']},
 )

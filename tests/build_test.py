@@ -46,6 +46,7 @@ REQUIREMENTS = {
     'ale_py': 'ale-py',
     'cv2': 'opencv-python-headless',
     'dm_env': 'dm-env',
+    'kubernetes_validate': 'kubernetes-validate',
     'gym': 'gym',  # imported only to drop its notice (replay/variables.py)
     'matplotlib': 'matplotlib',
     'ml_collections': 'ml-collections',
@@ -58,6 +59,7 @@ REQUIREMENTS = {
     'tensorflow_probability': 'tensorflow-probability',
     'tf_agents': 'tf-agents',
     'tree': 'dm-tree',
+    'yaml': 'pyyaml',
 }
 # Imports that make a (non-e2e) test at least "medium": servers, emulators,
 # child processes.
