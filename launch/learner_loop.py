@@ -356,13 +356,15 @@ def _drain(client, learner, episode_log, watch):
     return
   watch.ok()
   num_tasks = len(episode_log.recent_by_task)
-  rejected = [(r, episodes.invalid_reason(r, num_tasks)) for r in records]
-  rejected = [(r, why) for r, why in rejected if why]
+  kept, rejected = [], []
+  for record in records:
+    why = episodes.invalid_reason(record, num_tasks)
+    (rejected if why else kept).append((record, why))
   if rejected:
     logging.warning('Ignored %d episode records that no actor of this run can '
                     'have sent (first: %s: %s).', len(rejected),
                     rejected[0][1], rejected[0][0])
-    records = [r for r in records if not episodes.invalid_reason(r, num_tasks)]
+  records = [record for record, _ in kept]
   episode_log.add(records, frames)
   episode_log.count_dropped(dropped, frames)
 

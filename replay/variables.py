@@ -22,7 +22,7 @@ pulled values itself, returning the learner step.
 
 The learner's last publish of a finished run (`publish(final=True)`) stores
 the step as −(step + 1): subscribers decode it and set `learner_finished`, so
-actors of a split run stop by themselves (replay.variables.LearnerFinished).
+actors of a split run stop by themselves (agent.actor.Actor.learner_finished).
 
 The table's signature makes the server reject items of another shape or
 dtype; the subscriber also rejects non-finite values (the port is
@@ -74,10 +74,6 @@ _VARIABLES_KEY = 'variables'
 _SERVER_INFO_TIMEOUT_SECS = 30
 
 ClientOrAddress = Union[reverb.Client, str]
-
-
-class LearnerFinished(Exception):
-  """The learner has published its final weights: training is over."""
 
 
 def variables_signature(
