@@ -45,7 +45,6 @@ The same JSON is written to PATH/assets.extra/metadata.json for humans.
 
 import json
 import os
-import uuid
 from typing import Any, Dict, Mapping, Optional
 
 import numpy as np
@@ -269,7 +268,7 @@ def export_policy(network: networks.ImpalaNetwork, path: str, *,
   parent = os.path.dirname(path)
   if parent:
     tf.io.gfile.makedirs(parent)
-  tmp = f'{path}.tmp-{uuid.uuid4().hex[:8]}'
+  tmp = policy_dir.staging_path(path)
   try:
     signatures = {
         'serving_default': policy.serve.get_concrete_function(),
@@ -285,4 +284,4 @@ def export_policy(network: networks.ImpalaNetwork, path: str, *,
     policy_dir.publish(tmp, path)
   finally:
     if tf.io.gfile.exists(tmp):
-      tf.io.gfile.rmtree(tmp)
+      policy_dir.discard(tmp)

@@ -14,6 +14,7 @@ take the values such runs had (`atari.use_lstm_agent`).
 import json
 
 import ml_collections
+import tensorflow as tf
 
 from configs import atari
 
@@ -41,7 +42,7 @@ def get_config(path: str) -> ml_collections.ConfigDict:
   if not path:
     raise ValueError('configs/from_json.py needs the JSON path as its argument: '
                      '--config=configs/from_json.py:/path/to/config.json')
-  with open(path) as f:
+  with tf.io.gfile.GFile(path) as f:  # a local file or gs://…
     values = json.load(f)
   config = ml_collections.ConfigDict(
       _fill_missing(values, _defaults_of_older_runs()))

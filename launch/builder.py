@@ -236,7 +236,10 @@ def make_learner(config, facts, strategy, server_address, checkpoint_dir):
   def queue_dataset_fn(context: tf.distribute.InputContext):
     return datasets.make_dataset(
         server_address,
-        batch_size=context.get_per_replica_batch_size(config.batch_size))
+        batch_size=context.get_per_replica_batch_size(config.batch_size),
+        # One batch ready while the step runs: AUTOTUNE buffers more, which
+        # adds policy lag (issue 10) and grew the learner's RSS (issue 11).
+        prefetch_size=1)
 
   dataset_fn = (goal_builder.make_dataset_fn(config, server_address)
                 if goal_builder.replay_batch_size(config) else queue_dataset_fn)

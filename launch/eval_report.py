@@ -63,7 +63,8 @@ def plot_hns(report: Dict[str, Any], png_path: str) -> Optional[str]:
   ax.tick_params(axis='x', labelrotation=90)
   ax.legend()
   fig.tight_layout()
-  fig.savefig(png_path, dpi=100)
+  with tf.io.gfile.GFile(png_path, 'wb') as f:  # any TF filesystem
+    fig.savefig(f, format='png', dpi=100)
   plt.close(fig)
   return png_path
 

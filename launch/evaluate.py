@@ -354,8 +354,13 @@ def _default_output(policy_dir: str, games: Sequence[str]) -> str:
     name = ALL57
   else:
     name = '-'.join(games) if len(games) <= _MAX_NAMED_GAMES else 'multi'
-  return os.path.join(os.path.dirname(os.path.abspath(policy_dir)),
+  return os.path.join(os.path.dirname(_absolute(policy_dir)),
                       f'eval_{name}.json')
+
+
+def _absolute(path: str) -> str:
+  """os.path.abspath for a local path; a URL (gs://…) as it is."""
+  return path if '://' in path else os.path.abspath(path)
 
 
 def main(argv):
@@ -372,7 +377,7 @@ def main(argv):
                             _MAX_EPISODE_FRAMES.value, _DISTILLED.value)
   except ValueError as e:
     raise SystemExit(f'launch.evaluate: error: {e}') from e
-  report['policy'] = os.path.abspath(policy_dir)
+  report['policy'] = _absolute(policy_dir)
   print(eval_report.format_table(report), flush=True)
   if _GAMES.value is None:
     results = dict(report['results'][0], policy=report['policy'])

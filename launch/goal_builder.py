@@ -133,7 +133,8 @@ def make_dataset_fn(config: ml_collections.ConfigDict, server_address: str):
         batch_size=context.get_per_replica_batch_size(config.batch_size),
         replay_batch_size=context.get_per_replica_batch_size(global_replay),
         relabel_fn=relabel_fn,
-        seed=config.seed * 1000 + context.input_pipeline_id)
+        seed=config.seed * 1000 + context.input_pipeline_id,
+        prefetch_size=1)  # as the queue-only dataset (launch/builder.py)
   return dataset_fn
 
 

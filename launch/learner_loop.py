@@ -175,7 +175,10 @@ def run(config, *, facts, strategy: tf.distribute.Strategy, logdir: str,
     config: the validated ConfigDict.
     facts: builder.environment_facts(config).
     strategy: the learner's tf.distribute strategy.
-    logdir: run directory (checkpoints/, tensorboard/, episodes.csv, policy/).
+    logdir: run directory (checkpoints/, tensorboard/, episodes.csv, policy/),
+      local or on any TensorFlow filesystem (gs://…); episodes.csv is then
+      appended to locally (run_setup.local_dir) and copied there every
+      logging.checkpoint_every_secs and at the end.
     server_address: HOST:PORT of the Reverb server.
     stop: set by signal handlers to end training cleanly.
     supervisor: an ActorSupervisor to poll (one-box runs), or None.
@@ -214,7 +217,8 @@ def run(config, *, facts, strategy: tf.distribute.Strategy, logdir: str,
   watchdog = monitoring.StallWatchdog(config.logging.stall_warning_secs, describe)
   summary_writer = tf.summary.create_file_writer(os.path.join(logdir, 'tensorboard'))
   episode_log = monitoring.EpisodeLog(logdir, facts['games'],
-                                      config.logging.recent_episodes)
+                                      config.logging.recent_episodes,
+                                      local_dir=run_setup.local_dir(logdir))
   progress = monitoring.Progress(config.total_frames, learner.frames,
                                  learner.learner_steps)
   thread = _LearnerThread(learner, publisher, watchdog, config, facts, logdir,
@@ -222,7 +226,7 @@ def run(config, *, facts, strategy: tf.distribute.Strategy, logdir: str,
   replay_saver = goal_builder.ReplayCheckpointer(client, config)
   replay_saver.log_contents()
   thread.start()
-  last_progress = time.time()
+  last_progress = last_sync = time.time()
   try:
     with summary_writer.as_default():
       while thread.is_alive() and not stop.is_set():
@@ -235,6 +239,10 @@ def run(config, *, facts, strategy: tf.distribute.Strategy, logdir: str,
           _drain(client, learner, episode_log, watch)
           _report(config, learner, thread, episode_log, progress,
                   supervisor, facts)
+          if (time.time() - last_sync >=
+              config.logging.checkpoint_every_secs):
+            last_sync = time.time()
+            _attempt('copying episodes.csv to the logdir', episode_log.sync)
         elif (not watch.down and
               _episodes_pending(client, watch) >= _EARLY_DRAIN_RECORDS):
           _drain(client, learner, episode_log, watch)  # before the table fills

@@ -41,8 +41,31 @@ def _end_torn_row(path: str) -> None:
 class EpisodeLog:
   """Appends episode records to episodes.csv and TensorBoard."""
 
-  def __init__(self, logdir: str, games: Sequence[str], window: int = 100):
-    self._path = os.path.join(logdir, 'episodes.csv')
+  def __init__(self, logdir: str, games: Sequence[str], window: int = 100,
+               local_dir: Optional[str] = None):
+    """Opens LOGDIR/episodes.csv for appending (a resumed run continues it).
+
+    Args:
+      logdir: run directory, local or on another TensorFlow filesystem.
+      games: game names by task id.
+      window: episodes in the recent-return windows.
+      local_dir: for a logdir that is not local ('gs://…'), where the
+        working copy is appended to (an object store cannot append a row
+        cheaply); `sync` copies it to the logdir. Ignored for a local logdir.
+    """
+    self._remote = None
+    if '://' in logdir:
+      if local_dir is None:
+        raise ValueError(f'EpisodeLog needs a local_dir for {logdir!r}.')
+      self._remote = os.path.join(logdir, 'episodes.csv')
+      self._path = os.path.join(local_dir, 'episodes.csv')
+      os.makedirs(local_dir, exist_ok=True)
+      if tf.io.gfile.exists(self._remote):  # resuming: continue its rows
+        tf.io.gfile.copy(self._remote, self._path, overwrite=True)
+      elif os.path.exists(self._path):
+        os.remove(self._path)  # a stale copy of another run
+    else:
+      self._path = os.path.join(logdir, 'episodes.csv')
     new = not os.path.exists(self._path)
     _end_torn_row(self._path)
     self._file = open(self._path, 'a', newline='')
@@ -96,7 +119,14 @@ class EpisodeLog:
 
   @property
   def path(self) -> str:
+    """The local file rows are appended to (the logdir's, or a copy)."""
     return self._path
+
+  def sync(self) -> None:
+    """Copies the working copy to a non-local logdir (no-op when local)."""
+    if self._remote is not None:
+      self._file.flush()
+      tf.io.gfile.copy(self._path, self._remote, overwrite=True)
 
   def add(self, records: Sequence[Dict], learner_frames: int) -> None:
     """Appends episode records (replay.episodes.drain_episodes) to the CSV and
@@ -190,6 +220,8 @@ class EpisodeLog:
 
   def close(self) -> None:
     self._file.close()
+    if self._remote is not None:
+      tf.io.gfile.copy(self._path, self._remote, overwrite=True)
 
 
 def _hns(game: str, score: float) -> Optional[float]:
@@ -338,7 +370,8 @@ def plot_learning_curve(csv_path: str, png_path: str,
   if len(series) > 1:
     fig.suptitle(title)
   fig.tight_layout()
-  fig.savefig(png_path, dpi=100)
+  with tf.io.gfile.GFile(png_path, 'wb') as f:  # any TF filesystem
+    fig.savefig(f, format='png', dpi=100)
   plt.close(fig)
   return png_path
 

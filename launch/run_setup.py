@@ -2,7 +2,9 @@
 
 import json
 import os
+import re
 import signal
+import tempfile
 import threading
 import time
 
@@ -17,6 +19,28 @@ from launch import validate
 FROM_JSON_CONFIG = os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'configs',
     'from_json.py')
+
+
+def is_local(path: str) -> bool:
+  """False for a URL of another TensorFlow filesystem ('gs://…', 'ram://…')."""
+  return '://' not in path
+
+
+def local_dir(logdir: str) -> str:
+  """Where the parts of a run that need a local disk live.
+
+  The logdir itself when it is local. For a logdir on another TensorFlow
+  filesystem (gs://…): a directory under the system temp dir named after the
+  logdir, holding the actor logs (actors/), the Reverb checkpointer's files
+  (reverb/: Reverb writes them with local file I/O), the working copy of
+  episodes.csv (copied to the logdir at every checkpoint interval and at the
+  end) and the config file actors are started with. That directory does not
+  outlive the machine: a run resumed elsewhere restarts its replay empty.
+  """
+  if is_local(logdir):
+    return logdir
+  name = re.sub(r'[^A-Za-z0-9._-]+', '_', logdir).strip('_')
+  return os.path.join(tempfile.gettempdir(), 'tf-impala', name)
 
 
 def validate_and_describe(config: ml_collections.ConfigDict,
@@ -74,10 +98,12 @@ def readable_checkpoints(directory: str):
   paths = list(state.all_model_checkpoint_paths) if state else []
   good = []
   for path in paths:
-    if not os.path.isabs(path):
+    if is_local(path) and not os.path.isabs(path):
       path = os.path.join(directory, path)
     try:
-      reader = tf.train.load_checkpoint(path)
+      # Not tf.train.load_checkpoint: it takes a path that some filesystems
+      # (ram://) report as a directory for the latest checkpoint in it.
+      reader = tf.compat.v1.train.NewCheckpointReader(path)
       for name in reader.get_variable_to_shape_map():
         reader.get_tensor(name)
     except (tf.errors.OpError, ValueError, IndexError, OSError) as e:
@@ -92,27 +118,32 @@ def check_logdir(logdir: str, config: ml_collections.ConfigDict) -> None:
   """Rejects a logdir this run cannot use, before anything is written.
 
   Raises:
-    ValueError: the logdir is remote (episodes.csv and config.json are local
-      files), a file, not writable by this user, holds checkpoints none of
-      which can be read, or holds checkpoints of a run whose checkpoint-shaping fields
+    ValueError: the logdir is a file, not writable by this user (local
+      logdirs; a remote one is checked when it is created), its filesystem is
+      unknown to TensorFlow, it holds checkpoints none of which can be read, or holds checkpoints of a run whose checkpoint-shaping fields
       (RESUME_FIXED_FIELDS; with HER replay also REPLAY_RESUME_FIXED_FIELDS,
       which shape the Reverb tables restored from LOGDIR/reverb) differ from
       this config.
   """
-  if '://' in logdir:
-    raise ValueError(f'--logdir must be a local directory; got {logdir!r} '
-                     '(copy the run to remote storage after it ends).')
-  if os.path.exists(logdir) and not os.path.isdir(logdir):
+  gfile = tf.io.gfile
+  try:
+    is_file = gfile.exists(logdir) and not gfile.isdir(logdir)
+  except (tf.errors.OpError, ValueError) as e:  # e.g. an unknown scheme
+    raise ValueError(f'--logdir {logdir!r} is not usable: '
+                     f'{str(e).splitlines()[0]}') from None
+  if is_file:
     raise ValueError(f'--logdir must be a directory (new or a run to '
                      f'resume); {logdir!r} is a file.')
-  existing = os.path.abspath(logdir)
-  while not os.path.exists(existing):  # the nearest existing ancestor
-    existing = os.path.dirname(existing)
-  if not os.path.isdir(existing) or not os.access(existing, os.W_OK | os.X_OK):
-    raise ValueError(f'--logdir {logdir!r} is not writable ({existing!r} '
-                     'does not let this user create files); choose another.')
+  if is_local(logdir):
+    existing = os.path.abspath(logdir)
+    while not os.path.exists(existing):  # the nearest existing ancestor
+      existing = os.path.dirname(existing)
+    if not os.path.isdir(existing) or not os.access(existing,
+                                                    os.W_OK | os.X_OK):
+      raise ValueError(f'--logdir {logdir!r} is not writable ({existing!r} '
+                       'does not let this user create files); choose another.')
   recorded = os.path.join(logdir, 'config.json')
-  has_checkpoint = os.path.exists(os.path.join(logdir, 'checkpoints', 'checkpoint'))
+  has_checkpoint = gfile.exists(os.path.join(logdir, 'checkpoints', 'checkpoint'))
   if has_checkpoint and not readable_checkpoints(
       os.path.join(logdir, 'checkpoints')):
     raise ValueError(
@@ -120,9 +151,9 @@ def check_logdir(logdir: str, config: ml_collections.ConfigDict) -> None:
         '(torn or truncated files). Nothing was changed; start a new run with '
         'another --logdir, or move the bad checkpoints out of '
         f'{os.path.join(logdir, "checkpoints")}.')
-  if not (has_checkpoint and os.path.exists(recorded)):
+  if not (has_checkpoint and gfile.exists(recorded)):
     return
-  with open(recorded) as f:
+  with gfile.GFile(recorded) as f:
     old = json.load(f)
   new = json.loads(config.to_json())
   fields = RESUME_FIXED_FIELDS
@@ -155,39 +186,61 @@ def clean_leftovers(logdir: str) -> None:
   """
   policy_dir.clean_leftovers(os.path.join(logdir, 'policy'))
   checkpoints = os.path.join(logdir, 'checkpoints')
-  if not os.path.isdir(checkpoints):
+  gfile = tf.io.gfile
+  if not gfile.isdir(checkpoints):
     return
-  for name in os.listdir(checkpoints):
+  for name in gfile.listdir(checkpoints):
+    name = name.rstrip('/')
     path = os.path.join(checkpoints, name)
     if (name.startswith('ckpt-') and '_temp' in name) or name.startswith(
         'checkpoint.tmp'):
       logging.info('Removing %s, left by an interrupted save.', path)
-      tf.io.gfile.rmtree(path) if os.path.isdir(path) else os.remove(path)
+      gfile.rmtree(path) if gfile.isdir(path) else gfile.remove(path)
 
 
 def prepare_logdir(logdir: str, config: ml_collections.ConfigDict) -> str:
-  """Creates the run directory and records the config; returns its JSON path.
+  """Creates the run directory and records the config; returns a local path.
 
   config.json records the first run's config. A resumed run whose config
   differs (in fields allowed to change) is recorded in config.resumed.json,
-  with a warning. The returned file holds this run's exact config (what
-  actors are started with: configs/from_json.py).
+  with a warning. The returned local file holds this run's exact config (what
+  actors are started with: configs/from_json.py): the recorded file itself
+  for a local logdir, else a copy in `local_dir(logdir)`.
+
+  Raises:
+    ValueError: the logdir cannot be created (e.g. no permission on the
+      bucket), before anything else is written.
   """
   check_logdir(logdir, config)
-  os.makedirs(logdir, exist_ok=True)
+  gfile = tf.io.gfile
+  try:
+    gfile.makedirs(logdir)
+  except tf.errors.OpError as e:
+    raise ValueError(f'--logdir {logdir!r} cannot be created: '
+                     f'{str(e).splitlines()[0]}') from None
   clean_leftovers(logdir)
   path = os.path.join(logdir, 'config.json')
   text = config.to_json(indent=2, sort_keys=True)
-  if os.path.exists(path):
-    with open(path) as f:
-      if json.load(f) == json.loads(text):
-        return path
-    path = os.path.join(logdir, 'config.resumed.json')
-    logging.warning('Resuming %s with a config that differs from its '
-                    'config.json; this run\'s config is in %s.', logdir, path)
-  with open(path, 'w') as f:
+  if gfile.exists(path):
+    with gfile.GFile(path) as f:
+      same = json.load(f) == json.loads(text)
+    if not same:
+      path = os.path.join(logdir, 'config.resumed.json')
+      logging.warning('Resuming %s with a config that differs from its '
+                      'config.json; this run\'s config is in %s.', logdir,
+                      path)
+  else:
+    same = False
+  if not same:
+    with gfile.GFile(path, 'w') as f:
+      f.write(text)
+  if is_local(logdir):
+    return path
+  local = os.path.join(local_dir(logdir), 'config.json')
+  os.makedirs(os.path.dirname(local), exist_ok=True)
+  with open(local, 'w') as f:
     f.write(text)
-  return path
+  return local
 
 
 # A second signal sooner than this after the first is the same request (GNU

@@ -14,6 +14,12 @@ every actor process shut down. Outputs under --logdir: checkpoints/,
 tensorboard/, episodes.csv, learning_curve.png, policy/ (SavedModel),
 actors/actor_<i>.log, config.json.
 
+--logdir may be on any TensorFlow filesystem (gs://bucket/run): checkpoints,
+TensorBoard, the policy, episodes.csv (copied every checkpoint interval),
+the learning curve and config.json go there; actor logs and the Reverb
+checkpoint (HER replay) stay on this machine's disk, in a directory under the
+system temp dir that the log names (launch/run_setup.py `local_dir`).
+
 The embedded Reverb server is unauthenticated and binds every address, so by
 default the whole run executes in a private network namespace with loopback
 only (--network_isolation, launch/isolation.py; README "Security").
@@ -81,18 +87,23 @@ def main(argv):
 
   stop = threading.Event()
   run_setup.install_stop_handlers(stop)
+  # Reverb's checkpointer and the actor logs need a local disk: for a logdir
+  # on another filesystem (gs://…) they go to run_setup.local_dir(logdir).
+  local = run_setup.local_dir(logdir)
   server = builder.make_server(config, facts, port=_REVERB_PORT.value or None,
-                               checkpoint_dir=os.path.join(logdir, 'reverb'))
+                               checkpoint_dir=os.path.join(local, 'reverb'))
   address = f'localhost:{server.port}'
   if isolation.inside():
     logging.info('Reverb server on %s, in this run\'s private network '
                  'namespace.', address)
   else:
     logging.info('Reverb server on %s.', address)
+  if local != logdir:
+    logging.info('Actor logs and Reverb checkpoints (local disk): %s', local)
   supervisor = supervisor_lib.ActorSupervisor(
       lambda i: [sys.executable, '-m', 'launch.actor',
                  f'--reverb_address={address}', f'--actor_id={i}'] + config_args,
-      config.num_actors, os.path.join(logdir, 'actors'),
+      config.num_actors, os.path.join(local, 'actors'),
       env={'CUDA_VISIBLE_DEVICES': '', 'TF_CPP_MIN_LOG_LEVEL': '2'})
   clean, failure = False, None
   try:

@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from agent import policy_dir
 
@@ -67,6 +68,43 @@ def test_clean_leftovers_restores_a_policy_lost_between_renames(tmp_path):
   target = str(tmp_path / 'policy')
   policy_dir.clean_leftovers(target)
   assert os.listdir(tmp_path) == ['policy'] and _read(target) == 'previous'
+
+
+def _ram_saved(path, marker):
+  """A policy-like directory on TF's ram:// filesystem (nested file too)."""
+  tf.io.gfile.makedirs(f'{path}/variables')
+  for name in ('saved_model.pb', 'variables/marker'):
+    with tf.io.gfile.GFile(f'{path}/{name}', 'w') as f:
+      f.write(marker)
+  return path
+
+
+def _ram_read(target):
+  with tf.io.gfile.GFile(f'{target}/variables/marker') as f:
+    return f.read()
+
+
+def test_publish_on_another_tf_filesystem():
+  """ram:// renames a directory without its files: publish copies them."""
+  root = 'ram://policy_dir_test/publish'
+  target = f'{root}/policy'
+  for i in range(3):
+    policy_dir.publish(_ram_saved(policy_dir.staging_path(target), f'v{i}'),
+                       target)
+    assert _ram_read(target) == f'v{i}'
+  assert [e.rstrip('/') for e in tf.io.gfile.listdir(root)] == ['policy']
+
+
+def test_clean_leftovers_restores_a_copy_cut_short_on_another_filesystem():
+  root = 'ram://policy_dir_test/cut'
+  _ram_saved(f'{root}/.old-policy-1234', 'previous')
+  _ram_saved(f'{root}/.tmp-policy-5678', 'partial')
+  tf.io.gfile.makedirs(f'{root}/policy/variables')  # copy cut short: no marker
+  with tf.io.gfile.GFile(f'{root}/policy/variables/marker', 'w') as f:
+    f.write('partial')
+  policy_dir.clean_leftovers(f'{root}/policy')
+  assert [e.rstrip('/') for e in tf.io.gfile.listdir(root)] == ['policy']
+  assert _ram_read(f'{root}/policy') == 'previous'
 
 
 _EXPORTER = r'''

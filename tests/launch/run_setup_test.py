@@ -37,9 +37,31 @@ class RunSetupTest(absltest.TestCase):
     tf.train.CheckpointManager(tf.train.Checkpoint(v=tf.Variable(1.0)),
                                os.path.join(logdir, 'checkpoints'), 1).save()
 
-  def test_remote_logdir_is_rejected(self):
-    with self.assertRaisesRegex(ValueError, '--logdir must be a local directory'):
-      run_setup.check_logdir('gs://bucket/run', atari.get_config())
+  def test_unknown_filesystem_is_rejected(self):
+    with self.assertRaisesRegex(ValueError,
+                                "--logdir 'nofs://bucket/run' is not usable: "
+                                "File system scheme 'nofs' not implemented"):
+      run_setup.check_logdir('nofs://bucket/run', atari.get_config())
+
+  def test_logdir_on_another_tf_filesystem(self):
+    """ram:// (TF's in-process filesystem): config.json is recorded there, and
+    actors get a local copy; a resume with another game is still refused."""
+    logdir = 'ram://run_setup_test/run'
+    config = atari.get_config()
+    local = run_setup.prepare_logdir(logdir, config)
+    self.assertEqual(local, os.path.join(run_setup.local_dir(logdir),
+                                         'config.json'))
+    self.assertTrue(local.startswith(tempfile.gettempdir()))
+    with tf.io.gfile.GFile(os.path.join(logdir, 'config.json')) as f:
+      recorded = json.load(f)
+    with open(local) as f:
+      self.assertEqual(json.load(f), recorded)
+    self.assertEqual(recorded['env']['game'], config.env.game)
+    self.assertEqual(run_setup.local_dir('/tmp/x'), '/tmp/x')
+    tf.train.CheckpointManager(tf.train.Checkpoint(v=tf.Variable(1.0)),
+                               os.path.join(logdir, 'checkpoints'), 1).save()
+    with self.assertRaisesRegex(ValueError, 'config.env.game'):
+      run_setup.check_logdir(logdir, atari.get_config('breakout'))
 
   def test_resume_with_another_game_is_rejected_before_writing(self):
     logdir = self._tempdir()
