@@ -25,7 +25,7 @@ import yaml
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
-TOTAL_FRAMES = 3000
+TOTAL_FRAMES = 1500
 
 
 def _component(obj):

@@ -82,9 +82,10 @@ def test_bad_config_values_are_rejected_before_anything_starts(tmp_path):
       ('configs/smoke.py', '--config.network.torso=big',
        "config.network.torso must be one of ('deep', 'shallow', 'mlp'); got 'big'"),
   ]
-  for config, override, message in cases:
-    logdir = tmp_path / 'never_created'
-    run = Run(str(logdir), override, config=config)
+  runs = [(Run(str(tmp_path / f'never_created_{i}'), override, config=config),
+           tmp_path / f'never_created_{i}', message)
+          for i, (config, override, message) in enumerate(cases)]  # at once
+  for run, logdir, message in runs:
     code = run.wait(timeout=120)
     assert code != 0, run.output()
     assert message in run.output(), run.output()[-3000:]
@@ -95,7 +96,8 @@ def test_bad_config_values_are_rejected_before_anything_starts(tmp_path):
 def test_learns_catch_and_resumes_from_checkpoint(tmp_path):
   logdir = str(tmp_path / 'catch')
   # Catch learns by ~35k frames (mean return 0.57 over 200 episodes at 33k
-  # frames, 2026-12-02); the resumed run ends at 80k.
+  # frames, 2026-12-02); the resumed run ends at 80k (at 50k the last 100
+  # episodes averaged 0.0 in one run: learning was not yet complete).
   first = Run(logdir, '--config.total_frames=30000')
   assert first.wait(timeout=300) == 0, first.output()[-4000:]
   first_episodes = read_episodes(logdir)
