@@ -125,8 +125,9 @@ def _move(source: str, target: str) -> None:
   for directory, _, names in tf.io.gfile.walk(source):
     relative = directory[len(source):].lstrip('/')
     tf.io.gfile.makedirs(os.path.join(target, relative))
-    # ram:// also lists what a sibling sharing the prefix holds ('policy'
-    # lists '.tmp-1' of 'policy.tmp-1'); such a name does not exist.
+    # ram:// also lists what a sibling sharing the prefix holds (a
+    # SavedModel's 'assets' lists '.extra' of 'assets.extra'); such a name
+    # does not exist.
     files += [os.path.join(relative, name) for name in names
               if tf.io.gfile.exists(os.path.join(directory, name))]
   files.sort(key=lambda f: f == _MARKER)  # the marker last
