@@ -204,6 +204,8 @@ class VariableSubscriber:
         address, table_names=(table,))
     self.learner_finished = False
     self.rejected = 0
+    # Insert count of the table at the last pull, and that pull's step.
+    self._pulled_inserts, self._pulled_step = None, None
 
   def update(self, wait: bool = False) -> Optional[int]:
     """Assigns the latest published values to the variables.
@@ -214,7 +216,10 @@ class VariableSubscriber:
 
     Sets `learner_finished` when the values are the final publish of a
     finished run. Values with a NaN or ±inf are not assigned (logged, counted
-    in `rejected`; the current weights stay) and None is returned.
+    in `rejected`; the current weights stay) and None is returned. With `wait`
+    False and nothing published since the last pull (the table's insert count
+    is unchanged), nothing is pulled: the step of the weights already
+    assigned is returned.
 
     Returns:
       The learner step (learner steps, not frames) the values were published
@@ -228,10 +233,20 @@ class VariableSubscriber:
       info = self._client.server_info(timeout=_SERVER_INFO_TIMEOUT_SECS)
       if info[self._table].current_size == 0:
         return None
+      inserts = info[self._table].rate_limiter_info.insert_stats.completed
+      if inserts == self._pulled_inserts:
+        # Nothing published since the last pull: skip it. A pull creates
+        # a few EagerTensors per variable, and TF 2.15 on Python 3.11 leaks
+        # 16 bytes per EagerTensor (tensorflow/tensorflow#62551); polling
+        # every few agent steps made that most of an actor's RSS growth.
+        return self._pulled_step
+    else:
+      inserts = None
     values = self._container.pull(table=self._table)
     step = int(values[_STEP_KEY])
     arrays = [np.asarray(v) for v in values[_VARIABLES_KEY]]
     if not all(np.isfinite(a).all() for a in arrays):
+      self._pulled_inserts = inserts  # warn once per bad publish
       self.rejected += 1
       logging.warning('Ignored weights with NaN or inf values from the %r '
                       'table (published step %d); kept the current ones.',
@@ -241,4 +256,5 @@ class VariableSubscriber:
       variable.assign(value)
     if step < 0:
       self.learner_finished, step = True, -step - 1
+    self._pulled_inserts, self._pulled_step = inserts, step
     return step

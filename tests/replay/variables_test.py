@@ -121,6 +121,23 @@ class VariablesTest(tf.test.TestCase):
     for expected, actor in zip(new_values, actor_variables):
       self.assertAllEqual(expected, actor)
 
+  def test_poll_without_a_new_publish_pulls_nothing(self):
+    learner_variables = make_variables(seed=1)
+    step = tf.Variable(5, dtype=tf.int64)
+    publisher = variables_lib.VariablePublisher(self.client, learner_variables,
+                                                step)
+    publisher.publish()
+    actor_variables = make_variables()
+    subscriber = variables_lib.VariableSubscriber(self.client, actor_variables)
+    self.assertEqual(subscriber.update(wait=False), 5)
+    actor_variables[1].assign([7.0, 7.0])  # a pull would overwrite this
+    self.assertEqual(subscriber.update(wait=False), 5)
+    self.assertAllEqual(actor_variables[1], [7.0, 7.0])
+    step.assign(6)
+    publisher.publish()
+    self.assertEqual(subscriber.update(wait=False), 6)
+    self.assertAllEqual(actor_variables[1], learner_variables[1])
+
   def test_int32_step_counter_is_published_as_int64(self):
     step = tf.Variable(7, dtype=tf.int32)
     variables_lib.VariablePublisher(self.client, make_variables(1),

@@ -1,0 +1,154 @@
+r"""Resident memory per call of each actor and learner operation (issue 11).
+
+  python benchmarks/memory_probe.py --calls=20000
+
+Builds the real actor of --config (default: the smoke config, Catch) against
+a Reverb server in a child process (so the server's own memory is not
+counted), publishes the learner's initial weights once and drains the queue
+from the child. Then, for each operation, it makes --warmup calls, reads this
+process's RSS, makes --calls more, reads RSS again, calls glibc's
+`malloc_trim(0)` and reads it a third time. It prints, per operation, the
+growth in KiB per call before and after the trim: growth that the trim gives
+back was freed memory the allocator kept, not a leak.
+
+Operations: the actor's batched policy step (`Actor.select_action`), a whole
+batched agent step without weight polls or episode reports (policy step,
+environment steps and one `UnrollWriter.append` per environment), one weight
+poll (`VariableSubscriber.update`), one episode report
+(`EpisodeReporter.report`), and one eager `tf.summary.scalar` as the
+learner's summaries call it.
+
+Linux with glibc only (malloc_trim, /proc through psutil).
+"""
+
+import ctypes
+import multiprocessing
+import os
+import sys
+import tempfile
+import time
+
+from absl import app
+from absl import flags
+import psutil
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+_CONFIG = flags.DEFINE_string('config', 'configs/smoke.py', 'Config file.')
+_CALLS = flags.DEFINE_integer('calls', 20000, 'Measured calls per operation.')
+_WARMUP = flags.DEFINE_integer('warmup', 2000, 'Unmeasured calls first.')
+_ONLY = flags.DEFINE_list('only', [], 'Operations to run (default: all).')
+
+
+def _load_config(path):
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  spec = importlib.util.spec_from_file_location('probe_config', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config()
+
+
+def _serve(config_path, port_queue, stop):
+  """Child process: the run's Reverb server, and a thread draining the queue."""
+  import threading  # pylint: disable=g-import-not-at-top
+  import reverb  # pylint: disable=g-import-not-at-top
+  from launch import builder  # pylint: disable=g-import-not-at-top
+  from replay import tables  # pylint: disable=g-import-not-at-top
+  config = _load_config(config_path)
+  facts = builder.environment_facts(config)
+  server = builder.make_server(config, facts)
+  port_queue.put(server.port)
+  client = reverb.Client(f'localhost:{server.port}')
+
+  def drain():
+    while True:
+      for _ in client.sample(tables.QUEUE_TABLE, num_samples=1000,
+                               emit_timesteps=False):
+        pass
+  threading.Thread(target=drain, daemon=True).start()
+  stop.wait()
+
+
+def _rss_kib() -> float:
+  return psutil.Process().memory_info().rss / 1024
+
+
+def main(argv):
+  del argv
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from launch import builder  # pylint: disable=g-import-not-at-top
+  from replay import variables  # pylint: disable=g-import-not-at-top
+
+  libc = ctypes.CDLL('libc.so.6')
+  config = _load_config(_CONFIG.value)
+  facts = builder.environment_facts(config)
+  ctx = multiprocessing.get_context('spawn')
+  port_queue, stop = ctx.Queue(), ctx.Event()
+  server = ctx.Process(target=_serve, args=(_CONFIG.value, port_queue, stop),
+                       daemon=True)
+  server.start()
+  address = f'localhost:{port_queue.get(timeout=120)}'
+
+  actor = builder.make_actor(config, facts, address, actor_id=0)
+  learner_network = builder.make_network(config, facts)
+  variables.VariablePublisher(
+      address, learner_network.trainable_variables,
+      tf.Variable(0, dtype=tf.int64)).publish()
+  subscriber, reporter = actor._subscriber, actor._reporter  # pylint: disable=protected-access
+  actor.update(wait=True)
+  actor.observe_first()
+
+  def agent_step():
+    actions, logits = actor.select_action()
+    actor.observe(actions, logits)
+
+  writer = tf.summary.create_file_writer(tempfile.mkdtemp())
+  step = [0]
+
+  def summary():
+    step[0] += 1
+    with writer.as_default(step=step[0]):
+      tf.summary.scalar('probe/value', np.float32(step[0] % 7))
+
+  operations = {
+      'policy_step': actor.select_action,
+      'agent_step': agent_step,
+      'weight_poll': lambda: subscriber.update(wait=False),
+      'episode_report': lambda: reporter.report(
+          actor_id=0, task_id=0, episode_return=1.0, episode_length=9,
+          episode_frames=9),
+      'summary_scalar': summary,
+  }
+  actor._subscriber, actor._reporter = None, None  # pylint: disable=protected-access
+  names = _ONLY.value or list(operations)
+  print(f'# {_CONFIG.value}: {config.num_envs_per_actor} envs per actor; '
+        f'{_WARMUP.value} warm-up + {_CALLS.value} measured calls each')
+  print(f'{"operation":<16} {"calls/s":>9} {"KiB/call":>9} '
+        f'{"after trim":>11} {"RSS MiB":>8}', flush=True)
+  for name in names:
+    fn = operations[name]
+    for _ in range(_WARMUP.value):
+      fn()
+    libc.malloc_trim(0)
+    before = _rss_kib()
+    start = time.time()
+    for _ in range(_CALLS.value):
+      fn()
+    secs = time.time() - start
+    grown = _rss_kib()
+    libc.malloc_trim(0)
+    trimmed = _rss_kib()
+    print(f'{name:<16} {_CALLS.value / secs:>9,.0f} '
+          f'{(grown - before) / _CALLS.value:>9.3f} '
+          f'{(trimmed - before) / _CALLS.value:>11.3f} {trimmed / 1024:>8.0f}',
+          flush=True)
+  writer.close()
+  stop.set()
+  server.join(timeout=10)
+  os._exit(0)  # pylint: disable=protected-access
+
+
+if __name__ == '__main__':
+  app.run(main)
