@@ -14,7 +14,8 @@ back was freed memory the allocator kept, not a leak.
 Operations: the actor's batched policy step (`Actor.select_action`), a whole
 batched agent step without weight polls or episode reports (policy step,
 environment steps and one `UnrollWriter.append` per environment), one weight
-poll (`VariableSubscriber.update`), one episode report
+poll (`VariableSubscriber.update`: without a new publish it only asks the
+server), one pull of the weights (`update(wait=True)`), one episode report
 (`EpisodeReporter.report`), and one eager `tf.summary.scalar` as the
 learner's summaries call it.
 
@@ -116,6 +117,7 @@ def main(argv):
       'policy_step': actor.select_action,
       'agent_step': agent_step,
       'weight_poll': lambda: subscriber.update(wait=False),
+      'weight_pull': lambda: subscriber.update(wait=True),
       'episode_report': lambda: reporter.report(
           actor_id=0, task_id=0, episode_return=1.0, episode_length=9,
           episode_frames=9),

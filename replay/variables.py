@@ -14,11 +14,14 @@ signature and max_size 1 (it validates both), `push` inserts
 validates dtypes/shapes against the signature) and `pull` samples with one
 `TFClient.sample` op, so a `{'learner_step': int64, 'variables': (v0, v1, ...)}`
 nest round-trips in a stable order. Its `pull`, though, has no timeout and
-blocks forever on an empty table (MinSize(1) rate limiter), and its `update`
-would assign `learner_step` into a variable. So the subscriber checks
-`server_info()` first (the table never shrinks once published: only a new
-publish evicts the old item, and sampling does not remove it) and assigns the
-pulled values itself, returning the learner step.
+blocks forever on an empty table (MinSize(1) rate limiter), its `update`
+would assign `learner_step` into a variable, and its TF op returns ~20
+EagerTensors per pull (each leaks in TF 2.15 on Python 3.11,
+tensorflow/tensorflow#62551). So the subscriber checks `server_info()` first
+(the table never shrinks once published: only a new publish evicts the old
+item, and sampling does not remove it), skips the pull when the table's insert
+count shows nothing new, samples with the Python `reverb.Client` (numpy
+arrays) and assigns the values itself, returning the learner step.
 
 The learner's last publish of a finished run (`publish(final=True)`) stores
 the step as −(step + 1): subscribers decode it and set `learner_finished`, so
@@ -200,8 +203,6 @@ class VariableSubscriber:
     _check_table(self._client, table, variables)
     self._variables = tuple(variables)
     self._table = table
-    self._container = reverb_variable_container.ReverbVariableContainer(
-        address, table_names=(table,))
     self.learner_finished = False
     self.rejected = 0
     # Insert count of the table at the last pull, and that pull's step.
@@ -242,9 +243,16 @@ class VariableSubscriber:
         return self._pulled_step
     else:
       inserts = None
-    values = self._container.pull(table=self._table)
-    step = int(values[_STEP_KEY])
-    arrays = [np.asarray(v) for v in values[_VARIABLES_KEY]]
+    # The Python client's sample gives numpy arrays: no EagerTensors (each
+    # leaks in TF 2.15 on Python 3.11, tensorflow#62551), unlike the
+    # container's TFClient.sample op. It blocks like `pull` while the table
+    # is empty (only with `wait`: otherwise it was checked above).
+    sample = next(iter(self._client.sample(
+        self._table, num_samples=1, emit_timesteps=False,
+        unpack_as_table_signature=True)))
+    # Each column holds the item's one step: [1, ...].
+    step = int(np.asarray(sample.data[_STEP_KEY]).reshape(()))
+    arrays = [np.asarray(v)[0] for v in sample.data[_VARIABLES_KEY]]
     if not all(np.isfinite(a).all() for a in arrays):
       self._pulled_inserts = inserts  # warn once per bad publish
       self.rejected += 1
@@ -253,7 +261,7 @@ class VariableSubscriber:
                       self._table, step)
       return None
     for variable, value in zip(self._variables, arrays):
-      variable.assign(value)
+      variable.assign(value, read_value=False)
     if step < 0:
       self.learner_finished, step = True, -step - 1
     self._pulled_inserts, self._pulled_step = inserts, step
