@@ -238,7 +238,7 @@ class VariableSubscriber:
       if inserts == self._pulled_inserts:
         # Nothing published since the last pull: skip it. A pull creates
         # a few EagerTensors per variable, and TF 2.15 on Python 3.11 leaks
-        # 16 bytes per EagerTensor (tensorflow/tensorflow#62551); polling
+        # 16-48 bytes per EagerTensor (tensorflow/tensorflow#62551); polling
         # every few agent steps made that most of an actor's RSS growth.
         return self._pulled_step
     else:
