@@ -36,18 +36,12 @@ import psutil
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
+from benchmarks.dtype_profile import load_config  # pylint: disable=g-import-not-at-top,wrong-import-position
+
 _CONFIG = flags.DEFINE_string('config', 'configs/smoke.py', 'Config file.')
 _CALLS = flags.DEFINE_integer('calls', 20000, 'Measured calls per operation.')
 _WARMUP = flags.DEFINE_integer('warmup', 2000, 'Unmeasured calls first.')
 _ONLY = flags.DEFINE_list('only', [], 'Operations to run (default: all).')
-
-
-def _load_config(path):
-  import importlib.util  # pylint: disable=g-import-not-at-top
-  spec = importlib.util.spec_from_file_location('probe_config', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
 
 
 def _serve(config_path, port_queue, stop):
@@ -56,7 +50,7 @@ def _serve(config_path, port_queue, stop):
   import reverb  # pylint: disable=g-import-not-at-top
   from launch import builder  # pylint: disable=g-import-not-at-top
   from replay import tables  # pylint: disable=g-import-not-at-top
-  config = _load_config(config_path)
+  config = load_config(config_path)
   facts = builder.environment_facts(config)
   server = builder.make_server(config, facts)
   port_queue.put(server.port)
@@ -83,7 +77,7 @@ def main(argv):
   from replay import variables  # pylint: disable=g-import-not-at-top
 
   libc = ctypes.CDLL('libc.so.6')
-  config = _load_config(_CONFIG.value)
+  config = load_config(_CONFIG.value)
   facts = builder.environment_facts(config)
   ctx = multiprocessing.get_context('spawn')
   port_queue, stop = ctx.Queue(), ctx.Event()

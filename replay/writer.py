@@ -201,13 +201,12 @@ class UnrollWriter:
       raise ValueError(
           f'unroll_length must match the {table!r} signature (time dim '
           f'{observed_length} = T+1), got unroll_length={unroll_length}.')
-    # Step-level spec (time dimension stripped), used to validate appends.
-    self._step_spec = _map_per_step_fields(
-        lambda s: tf.TensorSpec(s.shape[1:], s.dtype, s.name), signature)
-    # numpy dtypes and shape tuples, read once: TensorShape checks and
+    # Step-level spec (time dimension stripped) as numpy dtypes and shape
+    # tuples, read once to validate appends: TensorShape checks and
     # tree.map_structure_with_path per step were ~60% of an actor's time on
     # Catch (cProfile of Actor.run_step, 8 envs).
-    self._leaf_spec = tree.map_structure(_Leaf, self._step_spec)
+    self._leaf_spec = tree.map_structure(_Leaf, _map_per_step_fields(
+        lambda s: tf.TensorSpec(s.shape[1:], s.dtype, s.name), signature))
     self._unroll_length = unroll_length
     self._table = table
     self._max_in_flight_items = max_in_flight_items
