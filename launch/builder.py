@@ -22,6 +22,7 @@ from agent import networks
 from envs import atari
 from envs import catch
 from envs import distral_gridworld
+from launch import console
 from launch import goal_builder
 from launch import hardware
 from replay import datasets
@@ -202,7 +203,8 @@ def make_server(config, facts, port=None,
   table_list += goal_builder.replay_tables(config, facts)
   checkpointer = (goal_builder.make_checkpointer(config, checkpoint_dir)
                   if checkpoint_dir else None)
-  return reverb.Server(table_list, port=port, checkpointer=checkpointer)
+  with console.native_lines_filtered():  # Reverb's start-up INFO lines
+    return reverb.Server(table_list, port=port, checkpointer=checkpointer)
 
 
 def make_loss_fn(config):

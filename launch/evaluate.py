@@ -47,9 +47,13 @@ from absl import app
 from absl import flags
 from absl import logging
 import numpy as np
-import tensorflow as tf
 
-from envs import atari
+from launch import console
+
+with console.native_lines_filtered():  # TF's known-harmless import lines
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+from envs import atari  # pylint: disable=g-import-not-at-top,g-bad-import-order
 from envs import catch
 from envs import distral_gridworld
 from envs import scores

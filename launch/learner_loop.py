@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from agent import export
 from launch import builder
+from launch import console
 from launch import goal_builder
 from launch import monitoring
 from launch import run_setup
@@ -188,8 +189,9 @@ def run(config, *, facts, strategy: tf.distribute.Strategy, logdir: str,
   # Says so at once if the server does not answer (the dataset would block).
   if not watch.wait_until_up(client, stop.is_set):
     return True
-  learner = builder.make_learner(config, facts, strategy, server_address,
-                                 os.path.join(logdir, 'checkpoints'))
+  with console.native_lines_filtered():  # the dataset's Reverb INFO line
+    learner = builder.make_learner(config, facts, strategy, server_address,
+                                   os.path.join(logdir, 'checkpoints'))
   logging.info('Learner computes in %s (%s)%s; variables and checkpoints are '
                'float32.', *builder.compute_dtype(config, strategy),
                ', XLA-compiled' if config.learner.jit_compile else '')
@@ -357,8 +359,9 @@ def _drain(client, learner, episode_log, watch):
   """Moves pending episode records into episodes.csv; counts drops."""
   frames = learner.frames
   try:
-    records, dropped = episodes.drain_episodes_counting_drops(
-        client, timeout_secs=5)
+    with console.native_lines_filtered():  # Reverb's per-sample INFO line
+      records, dropped = episodes.drain_episodes_counting_drops(
+          client, timeout_secs=5)
   except Exception as e:  # pylint: disable=broad-except
     watch.failed(e)
     return

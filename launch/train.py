@@ -48,6 +48,7 @@ from ml_collections import config_flags
 
 from launch import builder
 from launch import cli
+from launch import console
 from launch import learner_loop
 from launch import run_setup
 from launch import strategy as strategy_lib
@@ -115,7 +116,8 @@ def main(argv):
   finally:
     logging.info('Learner loop finished.')
     supervisor.stop()
-    server.stop()
+    with console.native_lines_filtered():  # Reverb's shutdown INFO line
+      server.stop()
   if failure:
     sys.exit(failure)
   logging.info('Done. Logs, checkpoints and policy in %s', logdir)
