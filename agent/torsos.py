@@ -17,6 +17,19 @@ HIDDEN_SIZE = 256  # torso output width (Fig. 3)
 Policy = Optional[Union[str, tf.keras.mixed_precision.Policy]]
 
 
+def block_preactivation(x: tf.Tensor) -> tf.Tensor:
+  """ReLU of a residual block's input, written as `max(x, 0)`.
+
+  The same values as `tf.nn.relu` (and the same gradient except at exactly
+  0). Written so because TensorFlow 2.15's grappler remapper (its oneDNN
+  Conv2D+BiasAdd+Add+Relu fusion on CPU) deletes the residual `add` while
+  the next block's `add` still reads it when the ReLU is an `Relu` op: it
+  then logs "remapper failed: INVALID_ARGUMENT: Mutation::Apply error" and
+  leaves the whole function unfused (tests/agent/torsos_test.py).
+  """
+  return tf.maximum(x, tf.zeros([], x.dtype))
+
+
 class DeepTorso(tf.Module):
   """ResNet torso (Fig. 3 right): 3 × (conv, max-pool, 2 residual blocks)."""
 
@@ -53,7 +66,7 @@ class DeepTorso(tf.Module):
     for first_conv, blocks in self._stacks:
       x = self._pool(first_conv(x))
       for conv0, conv1 in blocks:
-        x = x + conv1(tf.nn.relu(conv0(tf.nn.relu(x))))
+        x = x + conv1(tf.nn.relu(conv0(block_preactivation(x))))
     x = tf.nn.relu(x)
     x = tf.reshape(x, [-1, x.shape[1] * x.shape[2] * x.shape[3]])  # [N, h·w·c]
     return tf.nn.relu(self._linear(x))
