@@ -64,9 +64,9 @@ def native_lines_filtered():
 
   Everything else written to fd 2 inside the block (by C++, Python or other
   threads) is written to the real fd 2 when the block ends, in order, also
-  when the block raises. Where fd 2 cannot be redirected (no fd 2), or with
-  the environment variable TF_IMPALA_NATIVE_LOGS=1 (to see every line),
-  the block runs unfiltered.
+  when the block raises. Where fd 2 cannot be redirected (no fd 2, no
+  writable temporary directory), or with the environment variable
+  TF_IMPALA_NATIVE_LOGS=1 (to see every line), the block runs unfiltered.
   """
   if os.environ.get(RAW_ENV) == '1':
     yield
@@ -86,7 +86,12 @@ def native_lines_filtered():
     except (OSError, ValueError, AttributeError):
       yield
       return
-    capture = tempfile.TemporaryFile()
+    try:
+      capture = tempfile.TemporaryFile()  # in TMPDIR: e.g. full, read-only
+    except OSError:
+      os.close(saved)
+      yield
+      return
     os.dup2(capture.fileno(), 2)
     _depth.value = 1
     try:

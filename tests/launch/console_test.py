@@ -47,11 +47,12 @@ REAL = [
 ]
 
 
-def run_python(code: str) -> subprocess.CompletedProcess:
+def run_python(code: str, **env) -> subprocess.CompletedProcess:
   return subprocess.run(
       [sys.executable, '-c', textwrap.dedent(code)], cwd=ROOT,
       capture_output=True, text=True, timeout=180,
-      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='1', CUDA_VISIBLE_DEVICES=''))
+      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='1', CUDA_VISIBLE_DEVICES='',
+               **env))
 
 
 def test_patterns_match_exactly_the_known_lines():
@@ -82,6 +83,18 @@ def test_other_lines_are_kept_in_order_also_when_the_block_raises():
   assert proc.stderr == ('before\nnative problem\npython line\nnested\nafter\n'
                          'last words\nerror: raised inside\n'), proc.stderr
   assert proc.returncode == 1
+
+
+def test_raw_logs_on_request():
+  code = f"""
+      import os
+      from launch import console
+      with console.native_lines_filtered():
+        os.write(2, {HARMLESS[6]!r}.encode() + b'\\n')
+      """
+  assert run_python(code).stderr == ''
+  assert (run_python(code, **{console.RAW_ENV: '1'}).stderr
+          == HARMLESS[6] + '\n')
 
 
 def test_tensorflow_and_reverb_start_and_sample_without_native_noise():
