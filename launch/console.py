@@ -51,6 +51,7 @@ KNOWN_HARMLESS = tuple(re.compile(p) for p in (
 RAW_ENV = 'TF_IMPALA_NATIVE_LOGS'  # '1': no filtering
 _LOCK = threading.RLock()
 _depth = threading.local()
+_active = []  # [(saved fd 2, capture file)] while a window is open
 
 
 def is_known_harmless(line: str) -> bool:
@@ -58,15 +59,44 @@ def is_known_harmless(line: str) -> bool:
   return any(p.search(line) for p in KNOWN_HARMLESS)
 
 
+def release() -> None:
+  """Ends an open window now: restores fd 2 and writes out what it captured.
+
+  For code about to leave the process without unwinding (`os._exit` in a
+  signal handler), so that nothing captured is lost. A no-op outside a
+  window; the window's own exit then finds nothing to do.
+  """
+  if not _active:
+    return
+  saved, capture = _active.pop()
+  try:
+    os.dup2(saved, 2)
+  finally:
+    os.close(saved)
+  try:
+    capture.seek(0)
+    data = capture.read()
+    capture.close()
+    kept = b''.join(
+        line for line in data.splitlines(keepends=True)
+        if not is_known_harmless(
+            line.rstrip(b'\n').decode('utf-8', errors='replace')))
+    while kept:
+      kept = kept[os.write(2, kept):]
+  except OSError:
+    pass  # stderr closed or a broken pipe: nothing more can be shown
+
+
 @contextlib.contextmanager
 def native_lines_filtered():
   """Within the block, fd 2 lines that are `KNOWN_HARMLESS` are dropped.
 
   Everything else written to fd 2 inside the block (by C++, Python or other
-  threads) is written to the real fd 2 when the block ends, in order, also
-  when the block raises. Where fd 2 cannot be redirected (no fd 2, no
-  writable temporary directory), or with the environment variable
-  TF_IMPALA_NATIVE_LOGS=1 (to see every line), the block runs unfiltered.
+  threads) is written to the real fd 2 when the block ends, byte for byte
+  and in order, also when the block raises. Where fd 2 cannot be redirected
+  (no fd 2, no writable temporary directory), or with the environment
+  variable TF_IMPALA_NATIVE_LOGS=1 (to see every line), the block runs
+  unfiltered.
   """
   if os.environ.get(RAW_ENV) == '1':
     yield
@@ -80,35 +110,28 @@ def native_lines_filtered():
       finally:
         _depth.value = nested
       return
+    capture = saved = None
     try:
       sys.stderr.flush()
       saved = os.dup(2)
-    except (OSError, ValueError, AttributeError):
-      yield
-      return
-    try:
       capture = tempfile.TemporaryFile()  # in TMPDIR: e.g. full, read-only
-    except OSError:
-      os.close(saved)
+    except (OSError, ValueError, AttributeError):
+      if saved is not None:
+        os.close(saved)
+      saved = None
+    if saved is None:  # unfiltered (outside the except: no chained errors)
       yield
       return
-    os.dup2(capture.fileno(), 2)
     _depth.value = 1
     try:
+      _active.append((saved, capture))
+      os.dup2(capture.fileno(), 2)
       yield
     finally:
       _depth.value = 0
       try:
-        sys.stderr.flush()
+        sys.stderr.flush()  # Python's buffered lines of the window, first
       except (OSError, ValueError):
         pass
-      os.dup2(saved, 2)
-      os.close(saved)
-      capture.seek(0)
-      text = capture.read().decode('utf-8', errors='replace')
-      capture.close()
-      kept = [line for line in text.splitlines(keepends=True)
-              if not is_known_harmless(line.rstrip('\n'))]
-      data = ''.join(kept).encode('utf-8', errors='replace')
-      while data:
-        data = data[os.write(2, data):]
+      finally:
+        release()

@@ -8,6 +8,7 @@ supervisor) and handles stop requests. On exit: a final checkpoint, a final
 SavedModel export to LOGDIR/policy, and LOGDIR/learning_curve.png.
 """
 
+import contextlib
 import os
 import threading
 import time
@@ -185,6 +186,7 @@ def run(config, *, facts, strategy: tf.distribute.Strategy, logdir: str,
     supervisor: an ActorSupervisor to poll (one-box runs), or None.
   """
   client = reverb.Client(server_address)
+  in_process = supervisor is not None  # launch.train: its own server
   watch = connection.ServerWatch(server_address, config.replay.reconnect_secs)
   # Says so at once if the server does not answer (the dataset would block).
   if not watch.wait_until_up(client, stop.is_set):
@@ -238,7 +240,7 @@ def run(config, *, facts, strategy: tf.distribute.Strategy, logdir: str,
           supervisor.poll(stopping=stop.is_set())
         if time.time() - last_progress >= config.logging.progress_every_secs:
           last_progress = time.time()
-          _drain(client, learner, episode_log, watch)
+          _drain(client, learner, episode_log, watch, in_process)
           _report(config, learner, thread, episode_log, progress,
                   supervisor, facts)
           if (time.time() - last_sync >=
@@ -247,8 +249,9 @@ def run(config, *, facts, strategy: tf.distribute.Strategy, logdir: str,
             _attempt('copying episodes.csv to the logdir', episode_log.sync)
         elif (not watch.down and
               _episodes_pending(client, watch) >= _EARLY_DRAIN_RECORDS):
-          _drain(client, learner, episode_log, watch)  # before the table fills
-      _drain(client, learner, episode_log, watch)
+          # Before the table fills.
+          _drain(client, learner, episode_log, watch, in_process)
+      _drain(client, learner, episode_log, watch, in_process)
       _report(config, learner, thread, episode_log, progress,
               supervisor, facts)
   except KeyboardInterrupt:
@@ -355,11 +358,14 @@ def _episodes_pending(client, watch) -> int:
   return pending
 
 
-def _drain(client, learner, episode_log, watch):
+def _drain(client, learner, episode_log, watch, in_process):
   """Moves pending episode records into episodes.csv; counts drops."""
   frames = learner.frames
   try:
-    with console.native_lines_filtered():  # Reverb's per-sample INFO line
+    # Reverb's INFO line at each in-process sample. A remote server prints
+    # none, and there a sample may wait out a server restart: no window.
+    with (console.native_lines_filtered() if in_process
+          else contextlib.nullcontext()):
       records, dropped = episodes.drain_episodes_counting_drops(
           client, timeout_secs=5)
   except Exception as e:  # pylint: disable=broad-except

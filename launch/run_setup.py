@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from agent import policy_dir
 from launch import builder
+from launch import console
 from launch import validate
 
 FROM_JSON_CONFIG = os.path.join(
@@ -270,6 +271,7 @@ def install_stop_handlers(stop: threading.Event,
                      '(send it again later to exit at once).', name,
                      1000 * (now - first[0]))
         return
+      console.release()  # a filtered window's captured lines, first
       logging.warning('Second %s: exiting now.', name)
       os._exit(130)
     first.append(now)
