@@ -252,7 +252,12 @@ class PrecisionTest(tf.test.TestCase):
     expected, _ = network.step(obs, tf.zeros([2], tf.int32), tf.zeros([2]),
                                tf.ones([2], tf.bool), tf.zeros([2], tf.int32),
                                network.initial_state(2))
-    self.assertAllClose(out['logits'], expected.policy_logits, atol=1e-6)
+    # The SavedModel runs a grappler-optimised graph: in bfloat16 its fused
+    # Conv2D+BiasAdd(+Relu/Add) kernels round once where eager rounds after
+    # every op (measured max |Δ| 4.6e-4 on these logits of size ~0.05), so
+    # the bfloat16 bound of the module docstring applies.
+    self.assertAllClose(out['logits'], expected.policy_logits,
+                        atol=BF16_ATOL, rtol=0)
 
 
 class HardwareTest(tf.test.TestCase):

@@ -105,8 +105,9 @@ def test_bad_config_values_are_rejected_before_anything_starts(tmp_path):
 def test_learns_catch_and_resumes_from_checkpoint(tmp_path):
   logdir = str(tmp_path / 'catch')
   # Catch learns by ~35k frames (mean return 0.57 over 200 episodes at 33k
-  # frames, 2026-12-02); the resumed run ends at 80k (at 50k the last 100
-  # episodes averaged 0.0 in one run: learning was not yet complete).
+  # frames, 2026-12-02); the resumed run ends at 100k (at 50k the last 100
+  # episodes averaged 0.0 in one run; at 80k, 0.72 alone on the machine but
+  # 0.10 once while the suite's other worker shared the 2 cores).
   first = Run(logdir, '--config.total_frames=30000')
   assert first.wait(timeout=300) == 0, first.output()[-4000:]
   first_episodes = read_episodes(logdir)
@@ -115,18 +116,18 @@ def test_learns_catch_and_resumes_from_checkpoint(tmp_path):
   assert os.path.exists(os.path.join(logdir, 'learning_curve.png'))
   early = np.mean([float(r['episode_return']) for r in first_episodes[:100]])
 
-  second = Run(logdir, '--config.total_frames=80000')
+  second = Run(logdir, '--config.total_frames=100000')
   assert second.wait(timeout=300) == 0, second.output()[-4000:]
   assert not noise_lines(first.output() + second.output())
   resumed = re.search(r'Resuming at ([\d]+) frames', second.output())
   assert resumed, second.output()[-4000:]
   assert int(resumed.group(1)) >= 30000
-  assert 'Reached total_frames=80000' in second.output()
+  assert 'Reached total_frames=100000' in second.output()
 
   episodes = read_episodes(logdir)
   frames = [int(r['learner_frames']) for r in episodes]
   assert frames == sorted(frames)  # counters continue across the restart
-  assert frames[-1] >= 80000
+  assert frames[-1] >= 100000
   late = np.mean([float(r['episode_return']) for r in episodes[-100:]])
   print(f'Catch mean return: first 100 episodes {early:.2f}, last 100 {late:.2f}')
   assert early < RANDOM_POLICY_CEILING + 0.5  # starts near random
