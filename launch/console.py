@@ -10,8 +10,9 @@ past Python's `logging` (and so past absl's verbosity and our filters):
 - Reverb logs every severity to std::clog unconditionally, with no level to
   turn down (reverb/cc/platform/default/logging.h): three lines when a
   server starts, one when it stops, and one "Sampler and server are owned
-  by the same process" line each time an in-process client starts sampling
-  (the learner's dataset, every episode drain).
+  by the same process" line when an in-process client starts sampling (the
+  learner's dataset; now and then an episode drain: 10 times in an hour of
+  Pong).
 
 `native_lines_filtered()` redirects fd 2 to a temporary file around such a
 call and then writes back, in order, every line that is not one of those
@@ -28,6 +29,7 @@ and errors.
 """
 
 import contextlib
+import importlib
 import os
 import re
 import sys
@@ -52,6 +54,20 @@ RAW_ENV = 'TF_IMPALA_NATIVE_LOGS'  # '1': no filtering
 _LOCK = threading.RLock()
 _depth = threading.local()
 _active = []  # [(saved fd 2, capture file)] while a window is open
+
+
+def import_quietly(*modules: str) -> None:
+  """Imports `modules` (e.g. 'tensorflow') without their known-harmless lines.
+
+  Unless the user set it, first sets TF_CPP_MIN_LOG_LEVEL=1: TensorFlow's C++
+  INFO lines at start-up (oneDNN, "Could not find cuda drivers", CPU feature
+  guard) are not ours; its warnings and errors stay. For the top of a
+  launcher, before anything else imports TensorFlow.
+  """
+  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '1')
+  with native_lines_filtered():
+    for module in modules:
+      importlib.import_module(module)
 
 
 def is_known_harmless(line: str) -> bool:

@@ -50,11 +50,8 @@ import numpy as np
 
 from launch import console
 
-# TF's C++ INFO lines (oneDNN, CUDA drivers, CPU feature guard) are not ours;
-# its warnings and errors stay (as launch/version_check.py does for training).
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '1')
-with console.native_lines_filtered():  # TF's known-harmless import lines
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+console.import_quietly('tensorflow')  # before anything else imports it
+import tensorflow as tf  # pylint: disable=g-import-not-at-top,g-bad-import-order
 
 from envs import atari  # pylint: disable=g-import-not-at-top,g-bad-import-order
 from envs import catch

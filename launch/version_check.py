@@ -7,8 +7,9 @@ package metadata.
 """
 
 import importlib.metadata
-import os
 import sys
+
+from launch import console
 
 # dm-reverb release -> the TensorFlow minor release its ops are built against
 # (from Reverb's release notes / its `tensorflow~=X.Y.0` extra).
@@ -53,21 +54,12 @@ def mismatch_message(tf_version, reverb_version):
 def check() -> None:
   """Exits with a clear message if TensorFlow and Reverb do not match.
 
-  Then imports both, filtering their known-harmless native start-up lines
-  (launch/console.py).
-
-  Also, unless the user set it, sets TF_CPP_MIN_LOG_LEVEL=1 before TF is
-  imported: TF's C++ INFO lines at start-up (oneDNN, "Could not find cuda
-  drivers", CPU feature guard) are not ours; its warnings and errors stay.
+  Then imports both with `console.import_quietly` (TF_CPP_MIN_LOG_LEVEL=1
+  unless set, and without their known-harmless native start-up lines).
   """
-  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '1')
   message = mismatch_message(_version('tensorflow'), _version('dm-reverb'))
   if message:
     sys.exit(f'error: {message}')
   # The pair matches: import both now, without their known-harmless C++
-  # import lines (launch/console.py); the launchers' own imports then reuse
-  # the loaded modules.
-  from launch import console  # pylint: disable=g-import-not-at-top
-  with console.native_lines_filtered():
-    import reverb  # pylint: disable=g-import-not-at-top,unused-import
-    import tensorflow  # pylint: disable=g-import-not-at-top,unused-import
+  # import lines; the launchers' own imports then reuse the loaded modules.
+  console.import_quietly('reverb', 'tensorflow')
