@@ -2,11 +2,15 @@ r"""Ablations at equal frames: config variants × seeds through launch.train.
 
 Each --variant is NAME=OVERRIDES, OVERRIDES a comma-separated list of
 `field=value` config overrides (empty: the config as it is). Every variant ×
-seed is one real `launch.train` run (one process at a time, never two at once
-on a shared machine; seeds outermost so that machine drift hits every
-variant), then launch.compare_runs compares them at the frames every run
-reached: the mean return of each run's last --last_episodes episodes before
-that point, mean ± std over seeds per variant, and one plot.
+seed is one real `launch.train` run (seeds outermost so that machine drift
+hits every variant), then launch.compare_runs compares them at the frames
+every run reached: the mean return of each run's last --last_episodes
+episodes before that point, mean ± std over seeds per variant, and one plot.
+
+By default one run at a time. --parallel=N runs up to N at once: they share
+the machine's cores, so a run's frames per second (and, with --minutes, the
+frames it reaches) mean nothing, but the comparison is at equal learner
+frames, which sharing does not change beyond actor timing (policy lag).
 
   python benchmarks/ablations.py --config=configs/atari.py \
       --config_overrides=network.torso=shallow --seeds=2 --minutes=15 \
@@ -41,38 +45,90 @@ from launch import compare_runs  # pylint: disable=wrong-import-position
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run_train(logdir: str, config: str, overrides: Sequence[str],
-              frames: Optional[int] = None,
-              minutes: Optional[float] = None) -> None:
-  """One launch.train run into `logdir` (LOGDIR.log: its output).
+def start_train(logdir: str, config: str, overrides: Sequence[str],
+                frames: Optional[int] = None,
+                minutes: Optional[float] = None) -> Optional[dict]:
+  """Starts one launch.train run into `logdir` (LOGDIR.log: its output).
 
-  Reused if `logdir` already holds a finished run (its learning_curve.png).
-
-  Raises:
-    RuntimeError: if launch.train exits with an error.
+  Returns:
+    A handle for `wait_train`, or None if `logdir` already holds a finished
+    run (its learning_curve.png), which is then reused.
   """
   if os.path.exists(os.path.join(logdir, 'learning_curve.png')):
     print(f'  reuse {logdir}', flush=True)
-    return
+    return None
   command = [sys.executable, '-m', 'launch.train', f'--config={config}',
              f'--logdir={logdir}'] + [f'--config.{o}' for o in overrides]
   if frames:
     command.append(f'--config.total_frames={frames}')
   print('  ' + ' '.join(command[2:]), flush=True)
   os.makedirs(logdir, exist_ok=True)
+  log = open(logdir + '.log', 'w')  # pylint: disable=consider-using-with
+  proc = subprocess.Popen(command, cwd=REPO, stdout=log,
+                          stderr=subprocess.STDOUT)
   start = time.time()
-  with open(logdir + '.log', 'w') as log:
-    proc = subprocess.Popen(command, cwd=REPO, stdout=log,
-                            stderr=subprocess.STDOUT)
-    try:
-      proc.wait(timeout=minutes * 60 if minutes else None)
-    except subprocess.TimeoutExpired:
-      proc.send_signal(signal.SIGINT)  # Ctrl-C: save, export, plot, exit
-      proc.wait(timeout=300)
+  return dict(logdir=logdir, proc=proc, log=log, start=start,
+              deadline=start + minutes * 60 if minutes else None)
+
+
+def wait_train(handle: Optional[dict]) -> None:
+  """Waits for a run of `start_train`; SIGINT at its deadline.
+
+  Raises:
+    RuntimeError: if launch.train exits with an error.
+  """
+  if handle is None:
+    return
+  proc, deadline = handle['proc'], handle['deadline']
+  try:
+    proc.wait(timeout=max(0.0, deadline - time.time()) if deadline else None)
+  except subprocess.TimeoutExpired:
+    proc.send_signal(signal.SIGINT)  # Ctrl-C: save, export, plot, exit
+    proc.wait(timeout=300)
+  handle['log'].close()
   if proc.returncode:
-    raise RuntimeError(f'{logdir}: launch.train exited {proc.returncode} '
-                       f'(see {logdir}.log)')
-  print(f'  done in {time.time() - start:.0f} s', flush=True)
+    raise RuntimeError(f'{handle["logdir"]}: launch.train exited '
+                       f'{proc.returncode} (see {handle["logdir"]}.log)')
+  print(f'  done in {time.time() - handle["start"]:.0f} s: '
+        f'{handle["logdir"]}', flush=True)
+
+
+def run_train(logdir: str, config: str, overrides: Sequence[str],
+              frames: Optional[int] = None,
+              minutes: Optional[float] = None) -> None:
+  """One launch.train run into `logdir`, to its end (see start_train).
+
+  Raises:
+    RuntimeError: if launch.train exits with an error.
+  """
+  wait_train(start_train(logdir, config, overrides, frames, minutes))
+
+
+def run_all(jobs: Sequence[tuple], parallel: int) -> None:
+  """Runs (logdir, config, overrides, frames, minutes) jobs, `parallel` at once.
+
+  Jobs start in order; when `parallel` are running, the oldest is waited for
+  (their deadlines are equal, so it ends first).
+
+  Raises:
+    RuntimeError: if a run exits with an error (the others still running are
+      first stopped with SIGINT, so they save, and waited for).
+  """
+  running = []
+  try:
+    for job in jobs:
+      if len(running) == parallel:
+        wait_train(running.pop(0))
+      handle = start_train(*job)
+      if handle is not None:  # None: a finished run, reused
+        running.append(handle)
+    while running:
+      wait_train(running.pop(0))
+  finally:
+    for handle in running:
+      if handle['proc'].poll() is None:
+        handle['proc'].send_signal(signal.SIGINT)
+        handle['proc'].wait(timeout=300)
 
 
 def compare(runs, title: str, root: str, png_name: str, last: int,
@@ -119,6 +175,9 @@ MINUTES = flags.DEFINE_float('minutes', None, 'Wall-time limit per run.',
                               lower_bound=0.5)
 LAST = flags.DEFINE_integer('last_episodes', 100, 'Episodes averaged per run.',
                              lower_bound=1)
+PARALLEL = flags.DEFINE_integer(
+    'parallel', 1, 'Runs at once (they share the cores: compare at equal '
+    'frames only).', lower_bound=1)
 
 
 def parse_variant(text: str):
@@ -142,14 +201,15 @@ def main(argv):
   variants = [parse_variant(v) for v in VARIANTS.value]
   if not variants:
     raise app.UsageError('give at least one --variant=NAME=OVERRIDES')
-  runs = {}
+  runs, jobs = {}, []
   for seed in range(SEEDS.value):
     for name, overrides in variants:
       logdir = os.path.join(ROOT.value, f'{name}_seed{seed}')
-      run_train(logdir, CONFIG.value,
-                list(OVERRIDES.value) + overrides + [f'seed={seed}'],
-                FRAMES.value, MINUTES.value)
+      jobs.append((logdir, CONFIG.value,
+                   list(OVERRIDES.value) + overrides + [f'seed={seed}'],
+                   FRAMES.value, MINUTES.value))
       runs[(name, seed)] = logdir
+  run_all(jobs, PARALLEL.value)
   text = compare(runs, f'Ablations of {CONFIG.value}', ROOT.value,
                  'ablations.png', LAST.value, 'variant')
   with open(os.path.join(ROOT.value, 'summary.md'), 'w') as f:
