@@ -108,7 +108,8 @@ def run_all(jobs: Sequence[tuple], parallel: int) -> None:
   """Runs (logdir, config, overrides, frames, minutes) jobs, `parallel` at once.
 
   Jobs start in order; when `parallel` are running, the oldest is waited for
-  (their deadlines are equal, so it ends first).
+  before the next starts (with --minutes it has the earliest deadline; with
+  only --frames a younger run may end first and its slot waits).
 
   Raises:
     RuntimeError: if a run exits with an error (the others still running are
