@@ -43,6 +43,7 @@ import tensorflow as tf
 import tree
 
 from agent import networks
+from agent import packing
 
 
 class _LearnerFinished(Exception):
@@ -102,6 +103,7 @@ class Actor:
     self._observation_key = observation_key
     self._rng = tf.random.Generator.from_seed(seed)
     self._policy = tf.function(self._policy_step)
+    self._input_specs = None  # of the policy call's packed inputs
     self.agent_steps = 0
     self.episodes = 0
     self._steps_since_update = 0
@@ -145,25 +147,28 @@ class Actor:
     if self.learner_finished:
       raise _LearnerFinished()
 
-  def _policy_step(self, observation, step_fields, task_id, packed_state):
+  def _policy_step(self, packed_inputs, task_id):
     """One batched step of μ on packed inputs; returns packed outputs.
 
-    Inputs and outputs are packed into as few tensors as possible because
-    TF 2.15 on Python 3.11 leaks 16–48 bytes per EagerTensor created
+    Inputs and outputs are packed into one tensor each because TF 2.15 on
+    Python 3.11 leaks 16–48 bytes per EagerTensor created
     (tensorflow/tensorflow#62551; benchmarks/memory_probe.py): unpacked,
-    this call made 11 per batched step (7 inputs, 4 outputs), now 4.
+    this call made 11 per batched step (7 inputs, 4 outputs), now 2
+    (`task_id` is made once).
 
     Args:
-      observation: [N, ...] observations.
-      step_fields: float32 [N, 3]: prev_action, prev_reward, first (exact
-        for action ids < 2^24).
+      packed_inputs: uint8 [bytes], `packing.pack_numpy` of (observation
+        [N, ...], step_fields float32 [N, 3]: prev_action, prev_reward,
+        first (exact for action ids < 2^24), packed_state float32
+        [N, 2·state_size]: h then c), laid out by `self._input_specs`.
       task_id: int32 [N].
-      packed_state: float32 [N, 2·state_size], h then c.
 
     Returns:
-      (float32 [N, A + 1]: the logits then the sampled action, float32
-      [N, 2·state_size]: the new state, h then c).
+      float32 [N, A + 1 + 2·state_size]: the logits, the sampled action,
+      then the new state (h then c).
     """
+    observation, step_fields, packed_state = packing.unpack(
+        packed_inputs, self._input_specs)
     prev_action = tf.cast(step_fields[:, 0], tf.int32)
     first = step_fields[:, 2] > 0.5
     state = tuple(tf.split(packed_state, 2, axis=-1))
@@ -174,8 +179,8 @@ class Actor:
     action = tf.random.stateless_categorical(output.policy_logits, 1, seeds,
                                              dtype=tf.int32)  # [N, 1]
     logits = tf.cast(output.policy_logits, tf.float32)
-    return (tf.concat([logits, tf.cast(action, tf.float32)], axis=-1),
-            tf.concat([tf.cast(x, tf.float32) for x in state], axis=-1))
+    return tf.concat([logits, tf.cast(action, tf.float32)]
+                     + [tf.cast(x, tf.float32) for x in state], axis=-1)
 
   def observe_first(self) -> None:
     """Resets every environment and the per-environment stream state."""
@@ -185,8 +190,10 @@ class Actor:
     self._reward = np.zeros(n, np.float32)
     self._discount = np.ones(n, np.float32)
     self._prev_action = np.zeros(n, np.int32)
-    self._packed_state = tf.concat(self._network.initial_state(n), axis=-1)
-    self._state = tuple(np.split(self._packed_state.numpy(), 2, axis=-1))
+    self._packed_state = np.concatenate(
+        [np.asarray(x, np.float32) for x in self._network.initial_state(n)],
+        axis=-1)
+    self._state = tuple(np.split(self._packed_state, 2, axis=-1))
     self._episode_return = np.zeros(n, np.float64)
     self._episode_length = np.zeros(n, np.int64)
 
@@ -197,13 +204,16 @@ class Actor:
     step_fields = np.stack([self._prev_action.astype(np.float32),
                             self._reward.astype(np.float32),
                             self._first.astype(np.float32)], axis=-1)
-    packed_output, self._next_packed_state = self._policy(
-        observation, step_fields, self._task_id_tensor, self._packed_state)
-    packed_output = packed_output.numpy()
-    self._next_state = tuple(
-        np.split(self._next_packed_state.numpy(), 2, axis=-1))
-    return (packed_output[:, -1].astype(np.int32),
-            np.ascontiguousarray(packed_output[:, :-1]))
+    inputs = (observation, step_fields, self._packed_state)
+    if self._input_specs is None:  # fixed at the first call (one trace)
+      self._input_specs = packing.spec_of(inputs)
+    output = self._policy(packing.pack_numpy(inputs),
+                          self._task_id_tensor).numpy()
+    num_actions = output.shape[-1] - 1 - self._packed_state.shape[-1]
+    self._next_packed_state = np.ascontiguousarray(output[:, num_actions + 1:])
+    self._next_state = tuple(np.split(self._next_packed_state, 2, axis=-1))
+    return (output[:, num_actions].astype(np.int32),
+            np.ascontiguousarray(output[:, :num_actions]))
 
   def observe(self, actions: np.ndarray, logits: np.ndarray) -> None:
     """Writes the current steps, steps the environments, advances the state."""

@@ -58,6 +58,7 @@ import tensorflow as tf
 
 from agent import networks
 from agent import optimizers
+from agent import packing
 from agent import popart
 from agent import types
 
@@ -207,9 +208,27 @@ class Learner:
       self._manager = tf.train.CheckpointManager(
           self._checkpoint, checkpoint_dir, max_to_keep=max_checkpoints_to_keep)
     self._iterator = None
+    self._unroll_spec = None  # set when the dataset's batches are packed
+    self._counts = None  # (learner steps, agent steps) after the last step
     if dataset_fn is not None:
-      dataset = strategy.distribute_datasets_from_function(dataset_fn)
+      dataset = strategy.distribute_datasets_from_function(
+          self._packed(dataset_fn))
       self._iterator = iter(dataset)
+
+  def _packed(self, dataset_fn: DatasetFn) -> DatasetFn:
+    """`dataset_fn` whose batches are one uint8 tensor (agent/packing.py).
+
+    `next(iterator)` then makes one EagerTensor per replica instead of one
+    per field (tensorflow#62551 leaks host memory per EagerTensor); the
+    replica step unpacks. Batches without static shapes stay as they are.
+    """
+    def packed_dataset_fn(input_context):
+      dataset = dataset_fn(input_context)
+      if not packing.packable(dataset.element_spec):
+        return dataset
+      self._unroll_spec = dataset.element_spec
+      return dataset.map(packing.pack)
+    return packed_dataset_fn
 
   # ---------------------------------------------------------------- properties
   @property
@@ -225,13 +244,19 @@ class Learner:
     """The int64 learner-step variable (e.g. published with the weights)."""
     return self._learner_steps
 
+  # The counters as of the last step, without reading the variables (each
+  # read is an EagerTensor, and the launcher reads `frames` every step).
   @property
   def learner_steps(self) -> int:
-    return int(self._learner_steps.numpy())
+    if self._counts is None:
+      return int(self._learner_steps.numpy())
+    return self._counts[0]
 
   @property
   def agent_steps(self) -> int:
-    return int(self._agent_steps.numpy())
+    if self._counts is None:
+      return int(self._agent_steps.numpy())
+    return self._counts[1]
 
   @property
   def frames(self) -> int:
@@ -287,6 +312,8 @@ class Learner:
     return loss, dict(metrics), gradients, increments
 
   def _replica_step(self, unroll: types.Unroll):
+    if isinstance(unroll, tf.Tensor):  # a packed batch (`_packed`)
+      unroll = packing.unpack(unroll, self._unroll_spec)
     if self._popart is not None and hasattr(unroll, 'mask'):
       # Padded steps' targets would enter the statistics (SPEC §5 counts
       # real targets only).
@@ -358,14 +385,15 @@ class Learner:
     metrics = self._reduce(loss, metrics)
     metrics['learning_rate'] = self._schedule()  # the rate this step used
     with tf.control_dependencies(tf.nest.flatten(metrics)):
-      self._learner_steps.assign_add(1)
-      self._agent_steps.assign_add(self._agent_steps_per_step)
+      counts = [self._learner_steps.assign_add(1),
+                self._agent_steps.assign_add(self._agent_steps_per_step)]
     # One float64 vector, not one tensor per metric: TF 2.15 on Python 3.11
     # leaks 16-48 bytes per EagerTensor returned (tensorflow#62551). The key
-    # order is fixed when the step is traced.
+    # order is fixed when the step is traced; the two counters come last.
     self._metric_keys = sorted(metrics)
     return tf.stack([tf.cast(metrics[k], tf.float64)
-                     for k in self._metric_keys])
+                     for k in self._metric_keys]
+                    + [tf.cast(c, tf.float64) for c in counts])
 
   def next_batch(self):
     """Blocks until the next global batch (distributed) is available.
@@ -388,8 +416,10 @@ class Learner:
       tf.errors.InvalidArgumentError: if the gradient norm is NaN/Inf (the
         weights are then unchanged).
     """
-    packed = self._train_step(distributed_unroll).numpy()
-    metrics = dict(zip(self._metric_keys, packed.tolist()))
+    *values, learner_steps, agent_steps = (
+        self._train_step(distributed_unroll).numpy().tolist())
+    self._counts = (int(learner_steps), int(agent_steps))
+    metrics = dict(zip(self._metric_keys, values))
     if not math.isfinite(metrics['grad_norm']):  # XLA skips the in-graph check
       raise tf.errors.InvalidArgumentError(
           None, None, 'Non-finite gradient norm: the loss or its gradient is '
@@ -430,6 +460,7 @@ class Learner:
     """
     if self._manager is None or not self._manager.checkpoints:
       return False
+    self._counts = None  # the counters come from the checkpoint
     directory = self._manager.directory
     set_aside = []
     restored = None

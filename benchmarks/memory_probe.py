@@ -19,6 +19,12 @@ server), one pull of the weights (`update(wait=True)`), one episode report
 (`EpisodeReporter.report`), and one eager `tf.summary.scalar` as the
 learner's summaries call it.
 
+With --tracemalloc=N it also traces the measured calls' Python-level
+allocations (tracemalloc, which sees EagerTensors and NumPy arrays but not
+C++ allocations) and prints, per operation, the N allocation sites whose
+live memory grew most, each with the innermost frame in this repository.
+Tracing slows every call: calls/s then means nothing.
+
 Linux with glibc only (malloc_trim, /proc through psutil).
 """
 
@@ -28,6 +34,7 @@ import os
 import sys
 import tempfile
 import time
+import tracemalloc
 
 from absl import app
 from absl import flags
@@ -42,6 +49,25 @@ _CONFIG = flags.DEFINE_string('config', 'configs/smoke.py', 'Config file.')
 _CALLS = flags.DEFINE_integer('calls', 20000, 'Measured calls per operation.')
 _WARMUP = flags.DEFINE_integer('warmup', 2000, 'Unmeasured calls first.')
 _ONLY = flags.DEFINE_list('only', [], 'Operations to run (default: all).')
+_TRACE = flags.DEFINE_integer(
+    'tracemalloc', 0, 'If > 0, print the N Python allocation sites that grew '
+    'most during each operation\'s measured calls (slow).')
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _print_growth(before, after, top: int, calls: int) -> None:
+  """The `top` tracebacks whose live bytes grew most, per call."""
+  for stat in after.compare_to(before, 'traceback')[:top]:
+    if stat.size_diff <= 0:
+      break
+    frames = list(stat.traceback)
+    ours = [f for f in frames if f.filename.startswith(REPO)
+            and 'site-packages' not in f.filename]
+    where = lambda f: f'{os.path.relpath(f.filename, REPO)}:{f.lineno}'
+    print(f'    {stat.size_diff / calls:8.1f} B/call  {stat.count_diff / calls:6.2f} '
+          f'blocks/call  {where(ours[-1]) if ours else "-":<28} '
+          f'in {where(frames[-1])}', flush=True)
 
 
 def _serve(config_path, port_queue, stop):
@@ -127,12 +153,18 @@ def main(argv):
     fn = operations[name]
     for _ in range(_WARMUP.value):
       fn()
+    if _TRACE.value:
+      tracemalloc.start(30)
+      traced = tracemalloc.take_snapshot()
     libc.malloc_trim(0)
     before = _rss_kib()
     start = time.time()
     for _ in range(_CALLS.value):
       fn()
     secs = time.time() - start
+    if _TRACE.value:
+      snapshot = tracemalloc.take_snapshot()
+      tracemalloc.stop()
     grown = _rss_kib()
     libc.malloc_trim(0)
     trimmed = _rss_kib()
@@ -140,6 +172,8 @@ def main(argv):
           f'{(grown - before) / _CALLS.value:>9.3f} '
           f'{(trimmed - before) / _CALLS.value:>11.3f} {trimmed / 1024:>8.0f}',
           flush=True)
+    if _TRACE.value:
+      _print_growth(traced, snapshot, _TRACE.value, _CALLS.value)
   writer.close()
   stop.set()
   server.join(timeout=10)

@@ -70,6 +70,7 @@ def _import_gym_without_its_notice():
 _import_gym_without_its_notice()
 from tf_agents.experimental.distributed import reverb_variable_container  # pylint: disable=g-import-not-at-top,wrong-import-position
 
+from agent import packing
 from replay import tables
 
 _STEP_KEY = 'learner_step'
@@ -171,6 +172,13 @@ class VariablePublisher:
       final: the run has finished training; subscribers see
         `learner_finished` (the step is stored as −(step + 1)).
     """
+    self._push(final=bool(final))
+
+  @tf.function
+  def _push(self, final: bool) -> None:
+    # In a graph: eagerly, reading the variables and the insert's arguments
+    # made ~20 EagerTensors per publish, each leaking host memory in TF 2.15
+    # on Python 3.11 (tensorflow#62551). `final` is a Python bool: 2 traces.
     step = tf.cast(self._step_counter, tf.int64)
     self._container.push(
         {
@@ -202,6 +210,7 @@ class VariableSubscriber:
     self._client = reverb.Client(address)
     _check_table(self._client, table, variables)
     self._variables = tuple(variables)
+    self._specs = tuple(tf.TensorSpec(v.shape, v.dtype) for v in variables)
     self._table = table
     self.learner_finished = False
     self.rejected = 0
@@ -260,9 +269,18 @@ class VariableSubscriber:
                       'table (published step %d); kept the current ones.',
                       self._table, step)
       return None
-    for variable, value in zip(self._variables, arrays):
-      variable.assign(value, read_value=False)
+    # One uint8 buffer into one tf.function: one EagerTensor per pull
+    # instead of one per variable (tensorflow#62551, above).
+    self._assign(np.concatenate(
+        [np.ascontiguousarray(a).view(np.uint8).reshape(-1) for a in arrays]))
     if step < 0:
       self.learner_finished, step = True, -step - 1
     self._pulled_inserts, self._pulled_step = inserts, step
     return step
+
+  @tf.function
+  def _assign(self, packed: tf.Tensor) -> None:
+    """Assigns `agent.packing.pack` of the values (uint8 [bytes])."""
+    for variable, value in zip(self._variables,
+                               packing.unpack(packed, self._specs)):
+      variable.assign(value, read_value=False)

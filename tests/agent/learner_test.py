@@ -34,8 +34,8 @@ def random_unroll(seed: int = 0, batch_size: int = B) -> types.Unroll:
                   0.1 * rng.randn(batch_size, LSTM).astype(np.float32)))
 
 
-def distribute(strategy, unroll):
-  """Splits the global batch along B across the strategy's replicas.
+def replica_dataset_fn(strategy, unroll):
+  """dataset_fn that splits the global batch along B across the replicas.
 
   With one input pipeline (MirroredStrategy on one host) successive dataset
   elements go to successive replicas, so the pipeline yields replica 0's
@@ -56,14 +56,20 @@ def distribute(strategy, unroll):
       d = tf.data.Dataset.from_tensors(part(i))
       dataset = d if dataset is None else dataset.concatenate(d)
     return dataset.repeat()
-  return next(iter(strategy.distribute_datasets_from_function(dataset_fn)))
+  return dataset_fn
 
 
-def make_learner(strategy, checkpoint_dir=None, **kwargs):
+def distribute(strategy, unroll):
+  """The global batch as the strategy's per-replica (distributed) value."""
+  return next(iter(strategy.distribute_datasets_from_function(
+      replica_dataset_fn(strategy, unroll))))
+
+
+def make_learner(strategy, checkpoint_dir=None, dataset_fn=None, **kwargs):
   return learner_lib.Learner(
       make_network=functools.partial(networks.ImpalaNetwork, A, torso='deep',
                                      lstm_size=LSTM),
-      observation_spec=OBS_SPEC, dataset_fn=None,
+      observation_spec=OBS_SPEC, dataset_fn=dataset_fn,
       loss_fn=functools.partial(losses.impala_loss, reward_clip=1.0),
       strategy=strategy, agent_steps_per_step=T * B, frame_skip=4,
       total_frames=T * B * 4 * 1000, checkpoint_dir=checkpoint_dir, **kwargs)
@@ -103,6 +109,31 @@ class LearnerTest(tf.test.TestCase):
     self.assertAllClose(m1['grad_norm'], m2['grad_norm'], rtol=1e-5)
     for v1, v2 in zip(default.get_variables(), mirrored.get_variables()):
       self.assertAllClose(v1, v2, rtol=1e-5, atol=1e-6)
+
+  def test_dataset_batches_arrive_packed_and_train_as_unpacked(self):
+    # One uint8 tensor per replica from next_batch (agent/packing.py), and
+    # the step on it equals the step on the unpacked batch.
+    for strategy in (tf.distribute.get_strategy(), mirrored_strategy()):
+      unroll = random_unroll(seed=4)
+      from_dataset = make_learner(
+          strategy, dataset_fn=replica_dataset_fn(strategy, unroll))
+      direct = make_learner(strategy)
+      for target, value in zip(direct.network.trainable_variables,
+                               from_dataset.get_variables()):
+        target.assign(value)
+      batch = from_dataset.next_batch()
+      per_replica = strategy.experimental_local_results(batch)
+      self.assertLen(per_replica, strategy.num_replicas_in_sync)
+      for packed in per_replica:
+        self.assertIsInstance(packed, tf.Tensor)
+        self.assertEqual((packed.dtype, packed.shape.rank), (tf.uint8, 1))
+      m1 = from_dataset.step_on(batch)
+      m2 = direct.step_on(distribute(strategy, unroll))
+      self.assertAllClose(m1['loss'], m2['loss'], rtol=1e-6)
+      self.assertAllClose(m1['grad_norm'], m2['grad_norm'], rtol=1e-6)
+      self.assertEqual(from_dataset.frames, T * B * 4)
+      for v1, v2 in zip(from_dataset.get_variables(), direct.get_variables()):
+        self.assertAllClose(v1, v2, rtol=1e-6, atol=1e-7)
 
   def test_loss_falls_on_fixed_batch(self):
     learner = make_learner(tf.distribute.get_strategy(), learning_rate=1e-3)
