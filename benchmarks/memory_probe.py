@@ -16,8 +16,10 @@ batched agent step without weight polls or episode reports (policy step,
 environment steps and one `UnrollWriter.append` per environment), one weight
 poll (`VariableSubscriber.update`: without a new publish it only asks the
 server), one pull of the weights (`update(wait=True)`), one episode report
-(`EpisodeReporter.report`), and one eager `tf.summary.scalar` as the
-learner's summaries call it.
+(`EpisodeReporter.report`), one eager `tf.summary.scalar` as the
+learner's summaries call it, and one publish of the learner's weights
+(`VariablePublisher.publish`) to the child's server (as in split roles) and
+to a server in this process (as `launch.train` runs on one box).
 
 With --tracemalloc=N it also traces the measured calls' Python-level
 allocations (tracemalloc, which sees EagerTensors and NumPy arrays but not
@@ -114,9 +116,20 @@ def main(argv):
 
   actor = builder.make_actor(config, facts, address, actor_id=0)
   learner_network = builder.make_network(config, facts)
-  variables.VariablePublisher(
-      address, learner_network.trainable_variables,
-      tf.Variable(0, dtype=tf.int64)).publish()
+  learner_steps = tf.Variable(0, dtype=tf.int64)
+  publisher = variables.VariablePublisher(
+      address, learner_network.trainable_variables, learner_steps)
+  publisher.publish()
+  in_process = {}
+
+  def publish_in_process():
+    # As `launch.train` runs on one box: the server in the learner's process.
+    if not in_process:
+      in_process['server'] = builder.make_server(config, facts)
+      in_process['publisher'] = variables.VariablePublisher(
+          f'localhost:{in_process["server"].port}',
+          learner_network.trainable_variables, learner_steps)
+    in_process['publisher'].publish()
   subscriber, reporter = actor._subscriber, actor._reporter  # pylint: disable=protected-access
   actor.update(wait=True)
   actor.observe_first()
@@ -142,12 +155,14 @@ def main(argv):
           actor_id=0, task_id=0, episode_return=1.0, episode_length=9,
           episode_frames=9),
       'summary_scalar': summary,
+      'weight_publish': publisher.publish,
+      'weight_publish_in_process': publish_in_process,
   }
   actor._subscriber, actor._reporter = None, None  # pylint: disable=protected-access
   names = _ONLY.value or list(operations)
   print(f'# {_CONFIG.value}: {config.num_envs_per_actor} envs per actor; '
         f'{_WARMUP.value} warm-up + {_CALLS.value} measured calls each')
-  print(f'{"operation":<16} {"calls/s":>9} {"KiB/call":>9} '
+  print(f'{"operation":<25} {"calls/s":>9} {"KiB/call":>9} '
         f'{"after trim":>11} {"RSS MiB":>8}', flush=True)
   for name in names:
     fn = operations[name]
@@ -168,7 +183,7 @@ def main(argv):
     grown = _rss_kib()
     libc.malloc_trim(0)
     trimmed = _rss_kib()
-    print(f'{name:<16} {_CALLS.value / secs:>9,.0f} '
+    print(f'{name:<25} {_CALLS.value / secs:>9,.0f} '
           f'{(grown - before) / _CALLS.value:>9.3f} '
           f'{(trimmed - before) / _CALLS.value:>11.3f} {trimmed / 1024:>8.0f}',
           flush=True)
