@@ -210,7 +210,7 @@ class VariableSubscriber:
     self._client = reverb.Client(address)
     _check_table(self._client, table, variables)
     self._variables = tuple(variables)
-    self._specs = tuple(tf.TensorSpec(v.shape, v.dtype) for v in variables)
+    self._specs = variables_signature(variables)[_VARIABLES_KEY]
     self._table = table
     self.learner_finished = False
     self.rejected = 0
