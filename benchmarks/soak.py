@@ -6,9 +6,10 @@ Runs `launch.train` on --config (default: the smoke config, Catch, with
 total_frames raised so that it does not end on its own) for --minutes of
 wall time, then stops it with SIGINT (a clean shutdown: final checkpoint and
 export). Every --every_secs it reads the resident set size (RSS, MiB) of the
-learner process (`launch.train`: Reverb server, learner thread and writers)
-and of each actor process, prints one line and appends it to
-LOGDIR/soak_rss.csv. At the end it prints the growth of each series from the
+learner process (`launch.train`: learner thread, weight publisher, episode
+drain, summaries), of the Reverb server process (`launch.reverb_server`,
+launch/server_process.py) and of each actor process, prints one line and
+appends it to LOGDIR/soak_rss.csv. At the end it prints the growth of each series from the
 first sample after --warmup_minutes to the last one, in MiB and percent, and
 the slope in MiB per minute of a least-squares line over the same window.
 
@@ -60,9 +61,18 @@ def _learner(train: psutil.Process) -> psutil.Process:
 
 
 def _actors(learner: psutil.Process) -> list[psutil.Process]:
-  return sorted((p for p in learner.children(recursive=False)
-                 if 'launch.actor' in ' '.join(p.cmdline())),
-                key=lambda p: p.pid)
+  return _children(learner, 'launch.actor')
+
+
+def _children(parent: psutil.Process, module: str) -> list[psutil.Process]:
+  return sorted((p for p in parent.children(recursive=False)
+                 if module in ' '.join(p.cmdline())), key=lambda p: p.pid)
+
+
+def _server_rss_mib(learner: psutil.Process) -> float:
+  """RSS of the Reverb server child (NaN if there is none, as before 2026-12)."""
+  servers = _children(learner, 'launch.reverb_server')
+  return _rss_mib(servers[0]) if servers else float('nan')
 
 
 def _growth(minutes: np.ndarray, rss: np.ndarray, warmup: float) -> str:
@@ -92,11 +102,12 @@ def main(argv):
   train = psutil.Process(proc.pid)
   csv_path = os.path.join(_LOGDIR.value, 'soak_rss.csv')
   start = time.monotonic()
-  samples = []  # (minutes, learner MiB, [actor MiB...])
+  samples = []  # (minutes, learner MiB, [actor MiB...], server MiB)
   try:
     with open(csv_path, 'w', newline='') as f:
       out = csv.writer(f)
-      out.writerow(['minutes', 'learner_rss_mib', 'actor_rss_mib'])
+      out.writerow(['minutes', 'learner_rss_mib', 'actor_rss_mib',
+                    'server_rss_mib'])
       while (time.monotonic() - start) < 60 * _MINUTES.value:
         time.sleep(_EVERY.value)
         if proc.poll() is not None:
@@ -106,14 +117,15 @@ def main(argv):
         try:
           learner = _learner(train)
           actors = [_rss_mib(a) for a in _actors(learner)]
-          row = (minutes, _rss_mib(learner), actors)
+          row = (minutes, _rss_mib(learner), actors, _server_rss_mib(learner))
         except psutil.Error:  # an actor restarting between the two reads
           continue
         samples.append(row)
         out.writerow([f'{minutes:.2f}', f'{row[1]:.1f}',
-                      ' '.join(f'{a:.1f}' for a in actors)])
+                      ' '.join(f'{a:.1f}' for a in actors), f'{row[3]:.1f}'])
         f.flush()
-        print(f'{minutes:6.1f} min  learner {row[1]:7.1f} MiB  actors ' +
+        print(f'{minutes:6.1f} min  learner {row[1]:7.1f} MiB  server '
+              f'{row[3]:7.1f} MiB  actors ' +
               ' '.join(f'{a:6.1f}' for a in actors) + ' MiB', flush=True)
   finally:
     if proc.poll() is None:
@@ -125,6 +137,8 @@ def main(argv):
         f'growth after a {_WARMUP.value:.0f}-minute warm-up)')
   print('learner: ' + _growth(minutes, np.array([s[1] for s in samples]),
                               _WARMUP.value))
+  print('server: ' + _growth(minutes, np.array([s[3] for s in samples]),
+                             _WARMUP.value))
   num_actors = min(len(s[2]) for s in samples) if samples else 0
   for i in range(num_actors):
     print(f'actor {i}: ' + _growth(

@@ -8,7 +8,6 @@ supervisor) and handles stop requests. On exit: a final checkpoint, a final
 SavedModel export to LOGDIR/policy, and LOGDIR/learning_curve.png.
 """
 
-import contextlib
 import os
 import threading
 import time
@@ -170,7 +169,7 @@ def warm_start_distilled_policy(learner, prior_logdir: str) -> str:
 
 def run(config, *, facts, strategy: tf.distribute.Strategy, logdir: str,
         server_address: str, stop: threading.Event,
-        supervisor=None) -> bool:
+        supervisor=None, server=None) -> bool:
   """Trains until total_frames or `stop`; returns False if the learner hung.
 
   Args:
@@ -184,9 +183,15 @@ def run(config, *, facts, strategy: tf.distribute.Strategy, logdir: str,
     server_address: HOST:PORT of the Reverb server.
     stop: set by signal handlers to end training cleanly.
     supervisor: an ActorSupervisor to poll (one-box runs), or None.
+    server: a launch.server_process.ServerProcess to poll (restarted if it
+      dies; one-box runs), or None.
+
+  Raises:
+    SaveFailedError: checkpoints kept failing.
+    launch.server_process.ServerStartError: the server process died at once
+      after a (re)start.
   """
   client = reverb.Client(server_address)
-  in_process = supervisor is not None  # launch.train: its own server
   watch = connection.ServerWatch(server_address, config.replay.reconnect_secs)
   # Says so at once if the server does not answer (the dataset would block).
   if not watch.wait_until_up(client, stop.is_set):
@@ -236,11 +241,13 @@ def run(config, *, facts, strategy: tf.distribute.Strategy, logdir: str,
       while thread.is_alive() and not stop.is_set():
         thread.join(timeout=1.0)
         replay_saver.maybe_checkpoint()
+        if server is not None:
+          server.poll()
         if supervisor is not None:
           supervisor.poll(stopping=stop.is_set())
         if time.time() - last_progress >= config.logging.progress_every_secs:
           last_progress = time.time()
-          _drain(client, learner, episode_log, watch, in_process)
+          _drain(client, learner, episode_log, watch)
           _report(config, learner, thread, episode_log, progress,
                   supervisor, facts)
           if (time.time() - last_sync >=
@@ -250,8 +257,8 @@ def run(config, *, facts, strategy: tf.distribute.Strategy, logdir: str,
         elif (not watch.down and
               _episodes_pending(client, watch) >= _EARLY_DRAIN_RECORDS):
           # Before the table fills.
-          _drain(client, learner, episode_log, watch, in_process)
-      _drain(client, learner, episode_log, watch, in_process)
+          _drain(client, learner, episode_log, watch)
+      _drain(client, learner, episode_log, watch)
       _report(config, learner, thread, episode_log, progress,
               supervisor, facts)
   except KeyboardInterrupt:
@@ -358,16 +365,14 @@ def _episodes_pending(client, watch) -> int:
   return pending
 
 
-def _drain(client, learner, episode_log, watch, in_process):
+def _drain(client, learner, episode_log, watch):
   """Moves pending episode records into episodes.csv; counts drops."""
   frames = learner.frames
   try:
-    # Reverb's INFO line at each in-process sample. A remote server prints
-    # none, and there a sample may wait out a server restart: no window.
-    with (console.native_lines_filtered() if in_process
-          else contextlib.nullcontext()):
-      records, dropped = episodes.drain_episodes_counting_drops(
-          client, timeout_secs=5)
+    # The server is another process: its sample prints no INFO line here,
+    # and it may wait out a server restart (no console window around it).
+    records, dropped = episodes.drain_episodes_counting_drops(
+        client, timeout_secs=5)
   except Exception as e:  # pylint: disable=broad-except
     watch.failed(e)
     return

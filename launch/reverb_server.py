@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from launch import builder
 from launch import cli
+from launch import isolation
 from launch import run_setup
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -50,12 +51,16 @@ def main(argv):
   server = builder.make_server(config, facts, port=_PORT.value,
                                checkpoint_dir=_CHECKPOINT_DIR.value)
   logging.info('Reverb server listening on port %d.', server.port)
-  logging.warning(
-      'It listens on ALL network addresses, unauthenticated and unencrypted '
-      '(Reverb 0.14 serves insecure gRPC and takes no bind address): anyone '
-      'who can reach port %d can read the weights and insert data. Admit '
-      'only this run\'s hosts: a firewall rule or a Kubernetes '
-      'NetworkPolicy (README "Security").', server.port)
+  if isolation.inside():  # launch.train's child, in its private namespace
+    logging.info('Only this run\'s private network namespace (loopback) can '
+                 'reach it (launch/isolation.py).')
+  else:
+    logging.warning(
+        'It listens on ALL network addresses, unauthenticated and '
+        'unencrypted (Reverb 0.14 serves insecure gRPC and takes no bind '
+        'address): anyone who can reach port %d can read the weights and '
+        'insert data. Admit only this run\'s hosts: a firewall rule or a '
+        'Kubernetes NetworkPolicy (README "Security").', server.port)
   server.wait()
 
 

@@ -36,7 +36,7 @@ except (OSError, AttributeError):  # not Linux: rely on the shutdown path
   _PRCTL = None
 
 
-def _die_with_parent():
+def die_with_parent():
   """preexec_fn: SIGKILL this child when the parent thread exits."""
   if _PRCTL is not None:
     _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -85,7 +85,7 @@ class ActorSupervisor:
       self._procs[i] = subprocess.Popen(
           list(self._command(i)), stdout=log, stderr=subprocess.STDOUT,
           stdin=subprocess.DEVNULL, env=self._env, start_new_session=True,
-          preexec_fn=_die_with_parent)
+          preexec_fn=die_with_parent)
     self._started_at[i] = time.time()
     logging.info('Started actor %d (pid %d, log %s).', i, self._procs[i].pid,
                  self._log_path(i))

@@ -12,7 +12,7 @@ at shutdown. Ctrl-C or
 SIGTERM stops cleanly: final checkpoint, policy export, learning curve, and
 every actor process shut down. Outputs under --logdir: checkpoints/,
 tensorboard/, episodes.csv, learning_curve.png, policy/ (SavedModel),
-actors/actor_<i>.log, config.json.
+actors/actor_<i>.log, reverb_server.log, config.json.
 
 --logdir may be on any TensorFlow filesystem (gs://bucket/run): checkpoints,
 TensorBoard, the policy, episodes.csv (copied every checkpoint interval),
@@ -20,7 +20,8 @@ the learning curve and config.json go there; actor logs and the Reverb
 checkpoint (HER replay) stay on this machine's disk, in a directory under the
 system temp dir that the log names (launch/run_setup.py `local_dir`).
 
-The embedded Reverb server is unauthenticated and binds every address, so by
+The Reverb server runs as a child process (`launch.reverb_server`,
+launch/server_process.py). It is unauthenticated and binds every address, so by
 default the whole run executes in a private network namespace with loopback
 only (--network_isolation, launch/isolation.py; README "Security").
 """
@@ -46,11 +47,10 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-from launch import builder
 from launch import cli
-from launch import console
 from launch import learner_loop
 from launch import run_setup
+from launch import server_process
 from launch import strategy as strategy_lib
 from launch import supervisor as supervisor_lib
 
@@ -91,9 +91,18 @@ def main(argv):
   # Reverb's checkpointer and the actor logs need a local disk: for a logdir
   # on another filesystem (gs://…) they go to run_setup.local_dir(logdir).
   local = run_setup.local_dir(logdir)
-  server = builder.make_server(config, facts, port=_REVERB_PORT.value or None,
-                               checkpoint_dir=os.path.join(local, 'reverb'))
-  address = f'localhost:{server.port}'
+  # Its own process: publishing into a server of the learner's own process
+  # leaked (launch/server_process.py).
+  server = server_process.ServerProcess(
+      config_args, _REVERB_PORT.value or server_process.free_port(),
+      checkpoint_dir=os.path.join(local, 'reverb'),
+      log_path=os.path.join(local, 'reverb_server.log'),
+      env={'CUDA_VISIBLE_DEVICES': '', 'TF_CPP_MIN_LOG_LEVEL': '2'})
+  try:
+    server.start()
+  except server_process.ServerStartError as e:
+    sys.exit(f'error: {e}')
+  address = server.address
   if isolation.inside():
     logging.info('Reverb server on %s, in this run\'s private network '
                  'namespace.', address)
@@ -110,14 +119,13 @@ def main(argv):
   try:
     clean = learner_loop.run(config, facts=facts, strategy=strategy,
                              logdir=logdir, server_address=address, stop=stop,
-                             supervisor=supervisor)
-  except learner_loop.SaveFailedError as e:
+                             supervisor=supervisor, server=server)
+  except (learner_loop.SaveFailedError, server_process.ServerStartError) as e:
     failure = f'error: {e}'
   finally:
     logging.info('Learner loop finished.')
     supervisor.stop()
-    with console.native_lines_filtered():  # Reverb's shutdown INFO line
-      server.stop()
+    server.stop()
   if failure:
     sys.exit(failure)
   logging.info('Done. Logs, checkpoints and policy in %s', logdir)

@@ -82,9 +82,11 @@ def test_train_resume_and_evaluate_on_a_non_local_filesystem():
     assert {'checkpoints', 'tensorboard', 'policy', 'episodes.csv',
             'learning_curve.png', 'config.json'} <= set(run['listing']), run
     assert run['events'] >= 1
-    # Only what needs a local disk is local: the actors' logs (and the config
-    # file they were started with); Reverb's checkpointer too, with replay.
-    assert run['local_files'] == ['actors', 'config.json', 'episodes.csv']
+    # Only what needs a local disk is local: the actors' and the Reverb
+    # server's logs (and the config file they were started with); Reverb's
+    # checkpointer too, with replay.
+    assert run['local_files'] == ['actors', 'config.json', 'episodes.csv',
+                                  'reverb_server.log']
   assert first['frames'][0] >= 1500
   # The second run resumed: more frames on top, episodes appended.
   assert re.search(r'Resuming at (\d+) frames', output), output[-4000:]
