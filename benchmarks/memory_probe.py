@@ -19,7 +19,8 @@ server), one pull of the weights (`update(wait=True)`), one episode report
 (`EpisodeReporter.report`), one eager `tf.summary.scalar` as the
 learner's summaries call it, and one publish of the learner's weights
 (`VariablePublisher.publish`) to the child's server (as in split roles) and
-to a server in this process (as `launch.train` runs on one box).
+to a server in this process (as `launch.train` ran it until 2026-12;
+since then its server is a child process, launch/server_process.py).
 
 With --tracemalloc=N it also traces the measured calls' Python-level
 allocations (tracemalloc, which sees EagerTensors and NumPy arrays but not
@@ -123,7 +124,7 @@ def main(argv):
   in_process = {}
 
   def publish_in_process():
-    # As `launch.train` runs on one box: the server in the learner's process.
+    # As `launch.train` ran it until 2026-12: the server in the learner's process.
     if not in_process:
       in_process['server'] = builder.make_server(config, facts)
       in_process['publisher'] = variables.VariablePublisher(

@@ -109,7 +109,11 @@ def main(argv):
       out.writerow(['minutes', 'learner_rss_mib', 'actor_rss_mib',
                     'server_rss_mib'])
       while (time.monotonic() - start) < 60 * _MINUTES.value:
-        time.sleep(_EVERY.value)
+        try:
+          time.sleep(_EVERY.value)
+        except KeyboardInterrupt:  # Ctrl-C: stop the run, keep the summary
+          print('interrupted: stopping launch.train', flush=True)
+          break
         if proc.poll() is not None:
           sys.exit(f'error: launch.train exited with {proc.returncode}; '
                    f'see {log.name}')

@@ -166,3 +166,32 @@ def test_killed_actor_restarts_and_ctrl_c_leaves_no_process(tmp_path):
   assert len(gone) >= 2
   assert 'Saved checkpoint' in run.output()
   assert os.path.exists(os.path.join(logdir, 'policy', 'saved_model.pb'))
+
+
+@pytest.mark.e2e
+def test_a_killed_reverb_server_process_is_restarted_and_training_goes_on(
+    tmp_path):
+  """The one-box server is a child process (launch/server_process.py)."""
+  logdir = str(tmp_path / 'server_kill')
+  run = Run(logdir, '--config.total_frames=100000000')
+  parent = psutil.Process(run.proc.pid)
+  try:
+    run.wait_for(lambda: run.frames() > 0, 120, 'training to start')
+    servers = [p for p in parent.children(recursive=True)
+               if 'launch.reverb_server' in ' '.join(p.cmdline())]
+    assert len(servers) == 1
+    # A death within 20 s of its start would end the run: wait past that.
+    time.sleep(max(0.0, servers[0].create_time() + 21 - time.time()))
+    servers[0].kill()
+    run.wait_for(lambda: 'restarting it on port' in run.output(), 60,
+                 'the server restart')
+    frames_at_restart = run.frames()
+    run.wait_for(lambda: run.frames() > frames_at_restart + 5000, 180,
+                 'training to continue after the server restart')
+  finally:
+    all_children = parent.children(recursive=True)
+    run.proc.send_signal(signal.SIGINT)
+  assert run.wait(timeout=120) == 0, run.output()[-4000:]
+  _, alive = psutil.wait_procs(all_children, timeout=10)
+  assert not alive, f'orphans left behind: {alive}'
+  assert 'Saved checkpoint' in run.output()
