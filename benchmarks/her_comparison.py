@@ -4,7 +4,7 @@ r"""HER vs no HER at equal frames, through the real pipeline, with a plot.
       --frames=800000
   python benchmarks/her_comparison.py --env=goal_gridworld --arg=11
 
-Runs `python -m launch.train` (embedded Reverb server, actor process(es),
+Runs `python -m launch.train` (its Reverb server child process, actor process(es),
 learner; configs/her_bitflip.py or configs/her_gridworld.py) twice with the
 same config and seed, once with HER (her.relabel_probability = 0.8, strategy
 'future') and once without (relabel_probability = 0: the same replay

@@ -206,7 +206,7 @@ def fence_or_reason(argv: Sequence[str], module: str) -> Optional[str]:
   return reason if needs_network else f'no private network namespace ({reason})'
 
 
-EXPOSED = ('The embedded Reverb server listens on ALL network addresses, '
+EXPOSED = ("The run's Reverb server listens on ALL network addresses, "
            'unauthenticated, because %s: anyone who can reach this host can '
            'read the weights and insert data. Fence the port with a firewall '
            '(README "Security").')

@@ -3,25 +3,28 @@
 `launch.train` used to embed `reverb.Server` in the learner's process. Each
 publish of the weights into a server of the SAME process left 5–11 KiB of
 resident memory behind (benchmarks/memory_probe.py row
-`weight_publish_in_process`, 0.004 KiB for a server in another process), which
-at the smoke config's 300 publishes a minute was most of the learner's RSS
-growth in a 60-minute soak (benchmarks/results/soak.md). So the server runs as
-its own `python -m launch.reverb_server` process, the entry point split roles
-and Kubernetes run too, with this run's exact config (config.json).
+`weight_publish_in_process`; 0.004 KiB for a server in another process). So
+the server runs as its own `python -m launch.reverb_server` process, the
+entry point split roles and Kubernetes run too, with this run's exact config
+(config.json). In a 60-minute soak of the smoke config it grew 2.6% after
+the warm-up, the learner 4.0% (benchmarks/results/soak.md).
 
 The child gets its own session (a terminal's Ctrl-C reaches only the parent,
 which stops it after the actors) and PR_SET_PDEATHSIG (it dies with the
 parent, even a SIGKILLed one: no orphan holding the port). It inherits the
 parent's network namespace (launch/isolation.py), so a fenced run's port is
 fenced as before. A server that dies during the run is restarted on the same
-port (its tables restored from the Reverb checkpoint of HER runs); learner
-and actors ride out the outage as they do in split roles (replay/connection.py).
+port by a watcher thread (its tables restored from the Reverb checkpoint of
+HER runs): not by the learner's main loop, which may itself be blocked in a
+Reverb call waiting for the server. Learner and actors ride out the outage as
+they do in split roles (replay/connection.py).
 """
 
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from typing import Dict, Optional, Sequence
 
@@ -72,6 +75,10 @@ class ServerProcess:
     self._started_at = 0.0
     self._quick_death_secs = quick_death_secs
     self.restarts = 0
+    self._lock = threading.Lock()
+    self._stopping = threading.Event()
+    self._watcher: Optional[threading.Thread] = None
+    self._error: Optional[ServerStartError] = None
 
   @property
   def pid(self) -> Optional[int]:
@@ -97,63 +104,96 @@ class ServerProcess:
       return '(no log)'
 
   def start(self, timeout_secs: float = _UP_TIMEOUT_SECS) -> None:
-    """Starts the child and returns once it answers `server_info`.
+    """Starts the child, returns once it answers; then watches it.
+
+    From then on a watcher thread restarts the child if it dies (see `poll`).
 
     Raises:
       ServerStartError: the child exited first (its log's tail in the
         message), or did not answer within `timeout_secs` seconds (then it
         is stopped).
     """
-    self._spawn()
+    self._start_and_wait(timeout_secs)
+    self._watcher = threading.Thread(target=self._watch, daemon=True,
+                                     name='reverb-server-watcher')
+    self._watcher.start()
+
+  def _start_and_wait(self, timeout_secs: float = _UP_TIMEOUT_SECS) -> None:
+    with self._lock:
+      self._spawn()
+      proc = self._proc
     client = reverb.Client(self.address)
     deadline = time.time() + timeout_secs
     while True:
-      if self._proc.poll() is not None:
+      if proc.poll() is not None:
         raise ServerStartError(
-            f'the Reverb server process exited with code '
-            f'{self._proc.returncode} at start; last lines of '
-            f'{self._log_path}:\n{self._tail()}')
+            f'the Reverb server process exited with code {proc.returncode} '
+            f'at start; last lines of {self._log_path}:\n{self._tail()}')
       try:
         client.server_info(timeout=1)
         break
       except Exception:  # pylint: disable=broad-except
         if time.time() > deadline:
-          self.stop()
+          self._terminate()
           raise ServerStartError(
               f'the Reverb server process did not answer on {self.address} '
               f'within {timeout_secs:.0f} s; see {self._log_path}') from None
         time.sleep(0.2)
-    logging.info('Reverb server process %d on %s (log %s).', self._proc.pid,
+    logging.info('Reverb server process %d on %s (log %s).', proc.pid,
                  self.address, self._log_path)
 
+  def _watch(self) -> None:
+    """Watcher thread: restarts a dead child; records a fatal death.
+
+    The thread that spawns a child must outlive it (PR_SET_PDEATHSIG fires
+    when the spawning thread exits), so restarts happen here.
+    """
+    while not self._stopping.wait(0.5):
+      proc = self._proc
+      if proc is None or proc.poll() is None:
+        continue
+      code, lived = proc.returncode, time.time() - self._started_at
+      if lived < self._quick_death_secs:
+        self._error = ServerStartError(
+            f'the Reverb server process exited with code {code} after '
+            f'{lived:.0f} s; last lines of {self._log_path}:\n{self._tail()}')
+        return
+      logging.warning('The Reverb server process (pid %d) exited with code %d '
+                      'after %.0f s; restarting it on port %d. Last lines of '
+                      'its log:\n%s', proc.pid, code, lived, self.port,
+                      self._tail())
+      self.restarts += 1
+      try:
+        self._start_and_wait()
+      except ServerStartError as e:
+        self._error = e
+        return
+
   def poll(self) -> None:
-    """Restarts the child if it died (a server that dies at once: raises).
+    """Raises the watcher's verdict if the child cannot be kept running.
 
     Raises:
       ServerStartError: it died within `quick_death_secs` of a (re)start,
-        or the restart failed.
+        or a restart failed.
     """
-    if self._proc is None or self._proc.poll() is None:
+    if self._error is not None:
+      raise self._error
+
+  def _terminate(self, timeout: float = 10.0) -> None:
+    with self._lock:
+      proc = self._proc
+    if proc is None or proc.poll() is not None:
       return
-    code, lived = self._proc.returncode, time.time() - self._started_at
-    if lived < self._quick_death_secs:
-      raise ServerStartError(
-          f'the Reverb server process exited with code {code} after '
-          f'{lived:.0f} s; last lines of {self._log_path}:\n{self._tail()}')
-    logging.warning('The Reverb server process (pid %d) exited with code %d '
-                    'after %.0f s; restarting it on port %d. Last lines of '
-                    'its log:\n%s', self._proc.pid, code, lived, self.port,
-                    self._tail())
-    self.restarts += 1
-    self.start()
+    proc.terminate()
+    try:
+      proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+      proc.kill()
+      proc.wait()
 
   def stop(self, timeout: float = 10.0) -> None:
-    """SIGTERM the child, SIGKILL it if still alive after `timeout` s."""
-    if self._proc is None or self._proc.poll() is not None:
-      return
-    self._proc.terminate()
-    try:
-      self._proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-      self._proc.kill()
-      self._proc.wait()
+    """Ends the watcher; SIGTERM the child, SIGKILL it after `timeout` s."""
+    self._stopping.set()
+    if self._watcher is not None and self._watcher is not threading.current_thread():
+      self._watcher.join(timeout=_UP_TIMEOUT_SECS + timeout)
+    self._terminate(timeout)

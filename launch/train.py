@@ -63,7 +63,7 @@ _TPU = flags.DEFINE_string('tpu', None, 'Cloud TPU name for the learner.')
 _USE_GPU = flags.DEFINE_bool('use_gpu', False,
                              'Mirror the learner over all visible GPUs.')
 _REVERB_PORT = flags.DEFINE_integer(
-    'reverb_port', 0, 'Port of the embedded Reverb server (0: a free port).')
+    'reverb_port', 0, 'Port of the run\'s Reverb server process (0: a free port).')
 flags.DEFINE_enum('network_isolation', 'auto', isolation.MODES,
                   isolation.HELP)  # acted on before TF is imported (above)
 flags.mark_flags_as_required(['config', 'logdir'])

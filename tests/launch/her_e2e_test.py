@@ -1,7 +1,7 @@
 """End-to-end: launch.train with HER replay on bit flipping, stopped and resumed.
 
-Real launcher subprocess (embedded Reverb server, actor process, learner) with
-configs/her_bitflip.py at n = 4. Asserts numbers: the resumed run continues
+Real launcher subprocess (its Reverb server child process, actor process,
+learner) with configs/her_bitflip.py at n = 4. Asserts numbers: the resumed run continues
 the frame counter and its Reverb server restores the replay table.
 """
 

@@ -1,4 +1,4 @@
-"""The embedded Reverb port is unreachable from another host (issue 11 item 1).
+"""The one-box run's Reverb port is unreachable from another host (issue 11 item 1).
 
 The "other host" is a network namespace the test makes, joined to this one by
 a veth pair on a documentation range (RFC 5737) this machine does not route
