@@ -93,15 +93,8 @@ class ServerProcess:
           preexec_fn=supervisor_lib.die_with_parent)
     self._started_at = time.time()
 
-  def _tail(self, lines: int = 15) -> str:
-    try:
-      with open(self._log_path, 'rb') as f:
-        f.seek(0, os.SEEK_END)
-        f.seek(max(0, f.tell() - 8192))
-        return '\n'.join(
-            f.read().decode(errors='replace').splitlines()[-lines:])
-    except OSError:
-      return '(no log)'
+  def _tail(self) -> str:
+    return supervisor_lib.log_tail(self._log_path)
 
   def start(self, timeout_secs: float = _UP_TIMEOUT_SECS) -> None:
     """Starts the child, returns once it answers; then watches it.

@@ -42,6 +42,17 @@ def die_with_parent():
     _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+def log_tail(path: str, lines: int = 15) -> str:
+  """The last `lines` lines of a child's log file (of its last 8 KiB)."""
+  try:
+    with open(path, 'rb') as f:
+      f.seek(0, os.SEEK_END)
+      f.seek(max(0, f.tell() - 8192))
+      return '\n'.join(f.read().decode(errors='replace').splitlines()[-lines:])
+  except OSError:
+    return '(no log)'
+
+
 class CrashLoopError(RuntimeError):
   """An actor keeps dying right after it starts."""
 
@@ -101,14 +112,8 @@ class ActorSupervisor:
   def alive(self) -> int:
     return len(self.pids())
 
-  def _tail(self, i: int, lines: int = 15) -> str:
-    try:
-      with open(self._log_path(i), 'rb') as f:
-        f.seek(0, os.SEEK_END)
-        f.seek(max(0, f.tell() - 8192))
-        return '\n'.join(f.read().decode(errors='replace').splitlines()[-lines:])
-    except OSError:
-      return '(no log)'
+  def _tail(self, i: int) -> str:
+    return log_tail(self._log_path(i))
 
   def _produced_data(self, i: int) -> bool:
     """Whether actor i logged that it acts, since its latest start."""

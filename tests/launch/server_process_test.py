@@ -7,6 +7,7 @@ is gone after `stop`.
 
 import os
 import signal
+import socket
 import time
 
 import psutil
@@ -52,6 +53,9 @@ def _answers(address):
 def test_free_port_can_be_bound_again():
   port = server_process.free_port()
   assert 0 < port < 65536
+  with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as again:
+    again.bind(('', port))  # released: the server child can take it
+    again.listen()
 
 
 def test_serves_the_run_tables_restarts_after_a_kill_and_stops(tmp_path,
