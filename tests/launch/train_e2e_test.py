@@ -48,7 +48,13 @@ class Run:
     return ''.join(self.lines)
 
   def wait(self, timeout):
-    code = self.proc.wait(timeout=timeout)
+    try:
+      code = self.proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:  # a hung run must not outlive the test
+      for p in psutil.Process(self.proc.pid).children(recursive=True):
+        p.kill()
+      self.proc.kill()
+      raise
     self._reader.join(timeout=5)
     return code
 
