@@ -34,6 +34,7 @@ import tensorflow as tf
 
 from launch import builder
 from launch import cli
+from launch import memory
 from launch import validate
 from replay import connection
 
@@ -57,6 +58,7 @@ def main(argv):
     validate.validate_config(config)
   except ValueError as e:
     sys.exit(f'error: {e}')
+  memory.start_trimming()
   tf.config.threading.set_intra_op_parallelism_threads(config.actor_tf_threads)
   tf.config.threading.set_inter_op_parallelism_threads(config.actor_tf_threads)
   tf.config.set_visible_devices([], 'GPU')

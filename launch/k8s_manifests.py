@@ -31,6 +31,8 @@ from typing import Any, Dict, List, Optional
 import ml_collections
 import yaml
 
+from launch import memory
+
 CONFIG_MOUNT = '/etc/tf-impala'
 CONFIG_PATH = f'{CONFIG_MOUNT}/config.json'
 FROM_JSON = 'configs/from_json.py'
@@ -163,6 +165,8 @@ def manifests(config: ml_collections.ConfigDict, *, run: str, image: str,
 
   actor_id_env = [{'name': 'ACTOR_ID', 'valueFrom': {'fieldRef': {
       'fieldPath': "metadata.labels['apps.kubernetes.io/pod-index']"}}}]
+  actor_id_env += [{'name': name, 'value': value}  # launch/memory.py
+                   for name, value in sorted(memory.ALLOCATOR_ENV.items())]
   objects.append({
       'apiVersion': 'apps/v1', 'kind': 'StatefulSet',
       'metadata': _meta(f'{run}-actor', run, 'actor', namespace),

@@ -28,6 +28,7 @@ from ml_collections import config_flags
 
 from launch import cli
 from launch import learner_loop
+from launch import memory
 from launch import run_setup
 from launch import strategy as strategy_lib
 from replay import connection
@@ -56,6 +57,7 @@ def main(argv):
   except ValueError as e:
     sys.exit(f'error: {e}')
   run_setup.prepare_logdir(_LOGDIR.value, config)
+  memory.start_trimming()
   stop = threading.Event()
   run_setup.install_stop_handlers(stop)
   try:

@@ -22,6 +22,7 @@ import tensorflow as tf
 from launch import builder
 from launch import cli
 from launch import isolation
+from launch import memory
 from launch import run_setup
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -51,6 +52,7 @@ def main(argv):
   server = builder.make_server(config, facts, port=_PORT.value,
                                checkpoint_dir=_CHECKPOINT_DIR.value)
   logging.info('Reverb server listening on port %d.', server.port)
+  memory.start_trimming()
   if isolation.inside():  # launch.train's child, in its private namespace
     logging.info('Only this run\'s private network namespace (loopback) can '
                  'reach it (launch/isolation.py).')

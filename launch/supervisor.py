@@ -23,6 +23,8 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 from absl import logging
 
+from launch import memory
+
 _PR_SET_PDEATHSIG = 1
 _QUICK_DEATH_SECS = 20.0  # a death this soon after start backs off further
 _MAX_FAILURES_BEFORE_DATA = 3  # consecutive ones of one actor: give up
@@ -67,13 +69,16 @@ class ActorSupervisor:
       command: actor_id -> argv of that actor's process.
       num_actors: how many actor processes to keep running.
       log_dir: each actor's stdout/stderr goes to log_dir/actor_<id>.log.
-      env: environment variables added to the children's environment.
+      env: environment variables added to the children's environment (on
+        top of this process's and `memory.ALLOCATOR_ENV`).
       backoff_secs: first restart delay after a quick death (doubles per
         further quick death, up to 60 s).
     """
     self._command, self.num_actors = command, num_actors
     self._log_dir = log_dir
-    self._env = dict(os.environ, **(env or {}))
+    # The allocator settings unless the operator's environment has its own.
+    self._env = dict(memory.ALLOCATOR_ENV, **os.environ)
+    self._env.update(env or {})
     self._procs: List[Optional[subprocess.Popen]] = [None] * num_actors
     self._started_at = [0.0] * num_actors
     self._log_offset = [0] * num_actors  # log size at the latest start

@@ -49,6 +49,7 @@ from ml_collections import config_flags
 
 from launch import cli
 from launch import learner_loop
+from launch import memory
 from launch import run_setup
 from launch import server_process
 from launch import strategy as strategy_lib
@@ -83,6 +84,7 @@ def main(argv):
   if UNFENCED:
     logging.warning(isolation.EXPOSED, UNFENCED)
   config_path = run_setup.prepare_logdir(logdir, config)
+  memory.start_trimming()
   # Actors get this run's exact config, however it was given.
   config_args = [f'--config={run_setup.FROM_JSON_CONFIG}:{os.path.abspath(config_path)}']
 

@@ -34,8 +34,11 @@ def _component(obj):
 
 def _local_command(container, mounts, pod_index, service_host):
   """The container's command line as this machine runs it (see the doc)."""
-  env = {}
+  env, values = {}, []
   for var in container.get('env', []):
+    if 'value' in var:  # a plain value: the process's environment
+      values.append(f'{var["name"]}={var["value"]}')
+      continue
     field = var['valueFrom']['fieldRef']['fieldPath']
     assert field == "metadata.labels['apps.kubernetes.io/pod-index']", field
     env[var['name']] = str(pod_index)
@@ -46,7 +49,7 @@ def _local_command(container, mounts, pod_index, service_host):
       word = word.replace(mount['mountPath'], mounts[mount['name']])
     words.append(word.replace(service_host, 'localhost'))
   assert words[0] == 'python', words
-  return [sys.executable] + words[1:]
+  return ['env'] * bool(values) + values + [sys.executable] + words[1:]
 
 
 def _start(command, log_path):

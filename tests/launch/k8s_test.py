@@ -85,9 +85,11 @@ def test_manifests_validate_and_every_role_runs_one_config(args, accelerator):
   assert actors['spec']['podManagementPolicy'] == 'Parallel'
   (actor,) = _pod_spec(actors)['containers']
   assert '--actor_id=$(ACTOR_ID)' in actor['args']
-  (env,) = actor['env']
-  assert env['valueFrom']['fieldRef']['fieldPath'] == (
+  env = {e['name']: e for e in actor['env']}
+  assert env['ACTOR_ID']['valueFrom']['fieldRef']['fieldPath'] == (
       "metadata.labels['apps.kubernetes.io/pod-index']")
+  # glibc reads it at process start (launch/memory.py): the pod sets it.
+  assert env['MALLOC_ARENA_MAX']['value'] == '2'
   service = objects[('Service', 'reverb-server')]
   port = service['spec']['ports'][0]['port']
   address = f'--reverb_address={run}-reverb.rl.svc:{port}'

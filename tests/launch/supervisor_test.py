@@ -69,3 +69,24 @@ def test_failures_after_producing_data_back_off_but_continue(tmp_path):
     sup.stop()
   # Quick deaths back off exponentially: 0.05, 0.1, 0.2, 0.4 s ...
   assert sup._quick_deaths[0] >= 5  # pylint: disable=protected-access
+
+
+_PRINTS_ARENAS = ('import os, time; print("arenas", os.environ.get('
+                  '"MALLOC_ARENA_MAX"), flush=True); time.sleep(600)')
+
+
+@pytest.mark.parametrize('operator_value, expected', [(None, '2'), ('4', '4')])
+def test_actors_get_the_allocator_settings_unless_the_operator_set_them(
+    tmp_path, monkeypatch, operator_value, expected):
+  if operator_value is None:
+    monkeypatch.delenv('MALLOC_ARENA_MAX', raising=False)
+  else:
+    monkeypatch.setenv('MALLOC_ARENA_MAX', operator_value)
+  sup = _supervisor(tmp_path, _PRINTS_ARENAS)
+  sup.start()
+  log = tmp_path / 'actors' / 'actor_0.log'
+  try:
+    _poll_until(sup, lambda: log.exists() and b'arenas' in log.read_bytes())
+  finally:
+    sup.stop()
+  assert f'arenas {expected}' in log.read_text()
