@@ -19,7 +19,7 @@ facilities bound it (man 3 mallopt, man 3 malloc_trim):
   (between calls it only sleeps). Actors, learner and Reverb server run it.
 
 `MALLOC_TRIM_THRESHOLD_` (as Dask sets for its workers) also held the growth
-but cost an actor ~15% of its agent steps/s in the same run, so it is not used.
+but cost an actor ~14% of its agent steps/s in the same run, so it is not used.
 Neither facility exists outside glibc: elsewhere (macOS, musl) `trim()` is a
 no-op that returns False and the variable is ignored.
 """
