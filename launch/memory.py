@@ -1,12 +1,14 @@
-"""Keeps long-running processes' heap from creeping: glibc allocator settings.
+"""Keeps long-running processes' heap lower: glibc allocator settings.
 
-What grew in the 60-minute soaks (issue 11 item 10, benchmarks/results/soak.md)
-after the leaks were fixed was memory that the processes had already freed:
+Part of what the 60-minute soaks measured (issue 11 item 10,
+benchmarks/results/soak.md) was memory that the processes had already freed:
 glibc's malloc keeps freed pages of its per-thread arenas (by default up to
-8 per core) instead of returning them, and fragmentation spreads a steady
-working set over more and more pages. `malloc_trim(0)` in a running actor
+8 per core) instead of returning them. `malloc_trim(0)` in a running actor
 gave back 44 MiB; Python's `gc.collect()` freed nothing. Two standard glibc
-facilities bound it (man 3 mallopt, man 3 malloc_trim):
+facilities lower it (man 3 mallopt, man 3 malloc_trim). In the 60-minute soak
+of commit 93fc901 they held each actor ~170 MiB below the previous soak's at
+every minute, but its growth of ~1.1 MiB/min stayed: that part is live
+memory, which these settings do not touch.
 
 - `MALLOC_ARENA_MAX=2` in the environment of each actor process
   (`ALLOCATOR_ENV`; glibc reads it at start, so it is set by whoever starts the
