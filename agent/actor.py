@@ -42,6 +42,7 @@ import numpy as np
 import tensorflow as tf
 import tree
 
+from agent import eager_leak
 from agent import networks
 from agent import packing
 
@@ -154,7 +155,8 @@ class Actor:
     Python 3.11 leaks 16–48 bytes per EagerTensor created
     (tensorflow/tensorflow#62551; benchmarks/memory_probe.py): unpacked,
     this call made 11 per batched step (7 inputs, 4 outputs), now 2
-    (`task_id` is made once).
+    (`task_id` is made once), and `select_action` frees what those two
+    leak (agent/eager_leak.py).
 
     Args:
       packed_inputs: uint8 [bytes], `packing.pack_numpy` of (observation
@@ -207,8 +209,12 @@ class Actor:
     inputs = (observation, step_fields, self._packed_state)
     if self._input_specs is None:  # fixed at the first call (one trace)
       self._input_specs = packing.spec_of(inputs)
-    output = self._policy(packing.pack_numpy(inputs),
-                          self._task_id_tensor).numpy()
+    packed_inputs = tf.constant(packing.pack_numpy(inputs))
+    output_tensor = self._policy(packed_inputs, self._task_id_tensor)
+    output = output_tensor.numpy()
+    # Both EagerTensors die here; TF 2.15 on Python 3.11 would leak ~16 B
+    # of each (tensorflow#62551), ~1 MiB a minute per actor on Catch.
+    eager_leak.release(packed_inputs, output_tensor)
     num_actions = output.shape[-1] - 1 - self._packed_state.shape[-1]
     self._next_packed_state = np.ascontiguousarray(output[:, num_actions + 1:])
     self._next_state = tuple(np.split(self._next_packed_state, 2, axis=-1))

@@ -13,7 +13,10 @@ back was freed memory the allocator kept, not a leak.
 
 Operations: the actor's batched policy step (`Actor.select_action`), a whole
 batched agent step without weight polls or episode reports (policy step,
-environment steps and one `UnrollWriter.append` per environment), one weight
+environment steps and one `UnrollWriter.append` per environment) and its
+parts (`env_steps`: one step of every environment; `writer_appends`: one
+append of a fixed step per environment's writer; `stack_observations`: the
+observations' np.stack after a reset of every environment), one weight
 poll (`VariableSubscriber.update`: without a new publish it only asks the
 server), one pull of the weights (`update(wait=True)`), one episode report
 (`EpisodeReporter.report`), one eager `tf.summary.scalar` as the
@@ -103,6 +106,8 @@ def main(argv):
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from launch import builder  # pylint: disable=g-import-not-at-top
+  import tree  # pylint: disable=g-import-not-at-top
+  from agent import actor as agent_lib  # pylint: disable=g-import-not-at-top
   from replay import variables  # pylint: disable=g-import-not-at-top
 
   libc = ctypes.CDLL('libc.so.6')
@@ -139,6 +144,31 @@ def main(argv):
     actions, logits = actor.select_action()
     actor.observe(actions, logits)
 
+  envs, writers = actor._envs, actor._writers  # pylint: disable=protected-access
+  actions = np.zeros(len(envs), np.int32)
+
+  def env_steps():
+    for env in envs:
+      if env.step(0).last():
+        env.reset()
+
+  # One agent step's writes with fixed values (the step fields of stream 0).
+  fixed_step = dict(
+      observation=tree.map_structure(lambda x: x[0], actor._observation),  # pylint: disable=protected-access
+      first=False, reward=np.float32(0), discount=np.float32(1),
+      prev_action=np.int32(0), action=np.int32(0),
+      behaviour_logits=np.zeros([facts["num_actions"]], np.float32),
+      task_id=np.int32(0),
+      core_state=tuple(np.zeros([config.network.lstm_size], np.float32)
+                       for _ in range(2)))
+
+  def writer_appends():
+    for w in writers:
+      w.append(fixed_step)
+
+  def stack_observations():
+    agent_lib._stack([env.reset().observation for env in envs])  # pylint: disable=protected-access
+
   writer = tf.summary.create_file_writer(tempfile.mkdtemp())
   step = [0]
 
@@ -150,6 +180,9 @@ def main(argv):
   operations = {
       'policy_step': actor.select_action,
       'agent_step': agent_step,
+      'env_steps': env_steps,
+      'writer_appends': writer_appends,
+      'stack_observations': stack_observations,
       'weight_poll': lambda: subscriber.update(wait=False),
       'weight_pull': lambda: subscriber.update(wait=True),
       'episode_report': lambda: reporter.report(

@@ -70,6 +70,7 @@ def _import_gym_without_its_notice():
 _import_gym_without_its_notice()
 from tf_agents.experimental.distributed import reverb_variable_container  # pylint: disable=g-import-not-at-top,wrong-import-position
 
+from agent import eager_leak
 from agent import packing
 from replay import tables
 
@@ -270,9 +271,12 @@ class VariableSubscriber:
                       self._table, step)
       return None
     # One uint8 buffer into one tf.function: one EagerTensor per pull
-    # instead of one per variable (tensorflow#62551, above).
-    self._assign(np.concatenate(
+    # instead of one per variable, made here so its leak can be freed
+    # (tensorflow#62551, agent/eager_leak.py).
+    packed = tf.constant(np.concatenate(
         [np.ascontiguousarray(a).view(np.uint8).reshape(-1) for a in arrays]))
+    self._assign(packed)
+    eager_leak.release(packed)
     if step < 0:
       self.learner_finished, step = True, -step - 1
     self._pulled_inserts, self._pulled_step = inserts, step
