@@ -291,6 +291,15 @@ def run(config, *, facts, strategy: tf.distribute.Strategy, logdir: str,
     if learner.frames >= config.total_frames:  # split-mode actors stop
       _attempt('publishing the final weights', lambda: _with_timeout(
           lambda: publisher.publish(final=True), _FINAL_PUBLISH_TIMEOUT_SECS))
+    if supervisor is not None:
+      # Actors report episodes until they stop: stop them, then drain, so
+      # every episode they reported reaches episodes.csv (issue 11.9).
+      _attempt('stopping the actors', lambda: supervisor.stop(
+          exit_wait=_ACTOR_EXIT_WAIT_SECS if learner.frames >=
+          config.total_frames else 0.0))
+      if not watch.down:
+        _attempt('draining the last episode records',
+                 lambda: _drain(client, learner, episode_log, watch))
     path = _attempt('checkpointing Reverb', replay_saver.checkpoint)
     if path:
       logging.info('Reverb checkpoint (replay contents): %s', path)
@@ -326,6 +335,8 @@ def _attempt(what, fn):
 
 
 _FINAL_PUBLISH_TIMEOUT_SECS = 10
+# After the final publish, seconds for supervised actors to see it and exit.
+_ACTOR_EXIT_WAIT_SECS = 10.0
 
 
 def _with_timeout(fn, timeout_secs):

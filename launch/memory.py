@@ -7,8 +7,9 @@ glibc's malloc keeps freed pages of its per-thread arenas (by default up to
 gave back 44 MiB; Python's `gc.collect()` freed nothing. Two standard glibc
 facilities lower it (man 3 mallopt, man 3 malloc_trim). In the 60-minute soak
 of commit 93fc901 they held each actor ~170 MiB below the previous soak's at
-every minute, but its growth of ~1.1 MiB/min stayed: that part is live
-memory, which these settings do not touch.
+every minute, but its growth of ~1.1 MiB/min stayed: that part was live
+memory, which these settings do not touch (it was TensorFlow's EagerTensor
+leak, freed by agent/eager_leak.py since).
 
 - `MALLOC_ARENA_MAX=2` in the environment of each actor process
   (`ALLOCATOR_ENV`; glibc reads it at start, so it is set by whoever starts the

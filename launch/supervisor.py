@@ -177,14 +177,26 @@ class ActorSupervisor:
         self.restarts += 1
         self._spawn(i)
 
-  def stop(self, timeout: float = 2.0) -> None:
+  def stop(self, timeout: float = 2.0, exit_wait: float = 0.0) -> None:
     """SIGTERM every actor, SIGKILL those still alive after `timeout` s.
 
     Actors hold no state worth saving, so the grace period is short: an actor
     blocked inside a Reverb write cannot run its SIGTERM handler until the
     write returns.
+
+    Args:
+      timeout: seconds between SIGTERM and SIGKILL.
+      exit_wait: seconds to wait first for actors to exit by themselves (after
+        the learner's final publish they do, once they have polled it); those
+        that do log their step and episode counts.
     """
+    deadline = time.time() + exit_wait
+    while (time.time() < deadline and
+           any(p is not None and p.poll() is None for p in self._procs)):
+      time.sleep(0.05)
     live = [p for p in self._procs if p is not None and p.poll() is None]
+    if not live:
+      return
     logging.info('Stopping %d actor processes.', len(live))
     for p in live:
       p.send_signal(signal.SIGTERM)

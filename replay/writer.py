@@ -35,7 +35,7 @@ from replay import tables
 _CORE_STATE = 'core_state'
 _PRIORITY = 1.0  # The queue is FIFO; priorities are unused but required.
 # Seconds between `while_blocked` calls while `append` waits for queue room.
-BLOCKED_POLL_SECS = 5.0
+BLOCKED_POLL_SECS = 1.0
 
 
 def step_spec(observation_spec: Any,

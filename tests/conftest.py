@@ -7,7 +7,9 @@ Under pytest-xdist (`make test`: `-n 2 --dist loadgroup`) every e2e test is
 in one xdist group, so they run one after another on one worker (each
 already runs a server, actors and a learner on the machine's cores) while
 the other worker takes the unit tests, which mostly trace TF graphs on one
-core.
+core. E2e tests also marked `light` (processes that mostly wait or fail fast,
+no learning threshold) stay out of that group, so the unit tests' worker
+takes them too.
 """
 
 import os
@@ -38,5 +40,6 @@ _configure_logical_cpus()
 def pytest_itemcollected(item):
   # At collection, before xdist's pytest_collection_modifyitems reads the
   # xdist_group marks.
-  if item.get_closest_marker('e2e') is not None:
+  if (item.get_closest_marker('e2e') is not None
+      and item.get_closest_marker('light') is None):
     item.add_marker(pytest.mark.xdist_group('e2e'))

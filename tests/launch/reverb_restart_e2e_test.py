@@ -71,6 +71,7 @@ def test_roles_survive_a_10s_server_restart_and_actors_stop_at_the_end(
       p.stop(signal.SIGKILL)
 
 
+@pytest.mark.light
 @pytest.mark.parametrize('role', ['launch.actor', 'launch.learner'])
 def test_unreachable_server_is_reported_at_once_then_given_up(role, tmp_path):
   address = f'localhost:{portpicker.pick_unused_port()}'  # nothing listens

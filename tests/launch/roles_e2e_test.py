@@ -100,6 +100,7 @@ def test_separate_roles_train_and_watchdog_reports_dead_server(tmp_path):
 
 
 @pytest.mark.e2e
+@pytest.mark.light
 def test_reverb_server_with_her_replay_requires_a_checkpoint_dir():
   proc = subprocess.run(
       [sys.executable, '-m', 'launch.reverb_server',

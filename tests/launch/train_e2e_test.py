@@ -91,6 +91,7 @@ def read_episodes(logdir):
 
 
 @pytest.mark.e2e
+@pytest.mark.light
 def test_bad_config_values_are_rejected_before_anything_starts(tmp_path):
   cases = [
       ('configs/smoke.py', '--config.batch_size=0',
