@@ -39,6 +39,7 @@ def _truncate(path, how):
     f.truncate({'half': size // 2, 'minus_100': size - 100, 'empty': 0}[how])
 
 
+@pytest.mark.fault
 @pytest.mark.parametrize('how', ['half', 'minus_100', 'empty'])
 def test_torn_newest_checkpoint_falls_back_and_is_set_aside(tmp_path, how):
   directory = str(tmp_path / 'checkpoints')

@@ -121,6 +121,7 @@ for i in range(1000):
 '''
 
 
+@pytest.mark.fault
 def test_kill_at_any_moment_of_an_export_leaves_a_loadable_policy(tmp_path):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   target = str(tmp_path / 'policy')

@@ -29,6 +29,7 @@ def _listing(path):
   return sorted(os.listdir(path)) if os.path.isdir(path) else None
 
 
+@pytest.mark.fault
 def test_bad_command_lines_get_one_error_line_and_write_nothing(tmp_path):
   a_file = tmp_path / 'a_file'
   a_file.write_text('not a directory')

@@ -32,6 +32,7 @@ def small_fs(tmp_path):
   subprocess.run(['umount', '-l', str(mount_point)], check=False)
 
 
+@pytest.mark.fault
 def test_full_disk_keeps_training_and_the_old_checkpoint(small_fs):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   logdir = small_fs / 'run'

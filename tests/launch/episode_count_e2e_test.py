@@ -20,6 +20,7 @@ FINISHED = re.compile(r'Actor (\d+): the learner has finished \((\d+) agent '
 
 
 @pytest.mark.e2e
+@pytest.mark.fault
 def test_every_episode_the_actors_finish_is_in_episodes_csv(tmp_path):
   logdir = str(tmp_path / 'count')
   done = subprocess.run(

@@ -24,6 +24,7 @@ CONFIG = ['--config=configs/smoke.py', '--config.logging.progress_every_secs=2',
           '--config.replay.reconnect_secs=120']
 
 
+@pytest.mark.fault
 def test_roles_survive_a_10s_server_restart_and_actors_stop_at_the_end(
     tmp_path):
   port = portpicker.pick_unused_port()

@@ -9,6 +9,7 @@ import sys
 import textwrap
 
 from absl.testing import absltest
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = textwrap.dedent('''
@@ -36,6 +37,7 @@ def _run(gap_secs):
 
 class StopSignalsTest(absltest.TestCase):
 
+  @pytest.mark.fault
   def test_two_signals_1ms_apart_are_one_stop_request(self):
     result = _run(0.001)
     self.assertEqual(result.returncode, 0, result.stderr[-2000:])

@@ -36,6 +36,7 @@ def _poll_until(sup, condition, timeout=30.0):
   raise AssertionError('condition not reached')
 
 
+@pytest.mark.fault
 def test_five_external_kills_in_quick_succession_are_restarted(tmp_path):
   sup = _supervisor(tmp_path, _ACTS)
   sup.start()

@@ -113,6 +113,7 @@ def test_bad_config_values_are_rejected_before_anything_starts(tmp_path):
 
 
 @pytest.mark.e2e
+@pytest.mark.fault
 def test_learns_catch_and_resumes_from_checkpoint(tmp_path):
   logdir = str(tmp_path / 'catch')
   # One schedule for both runs: the first is stopped with Ctrl-C past 30k
