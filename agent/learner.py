@@ -56,7 +56,6 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
-from agent import eager_leak
 from agent import networks
 from agent import optimizers
 from agent import packing
@@ -408,11 +407,7 @@ class Learner:
 
   def step(self) -> Dict[str, float]:
     """One learner step on the next global batch from the dataset."""
-    batch = self.next_batch()
-    metrics = self.step_on(batch)
-    if isinstance(batch, tf.Tensor):  # one replica: one packed EagerTensor
-      eager_leak.release(batch)  # tensorflow#62551, agent/eager_leak.py
-    return metrics
+    return self.step_on(self.next_batch())
 
   def step_on(self, distributed_unroll) -> Dict[str, float]:
     """One learner step on a given (distributed) batch, e.g. in tests.
@@ -421,9 +416,8 @@ class Learner:
       tf.errors.InvalidArgumentError: if the gradient norm is NaN/Inf (the
         weights are then unchanged).
     """
-    output = self._train_step(distributed_unroll)
-    *values, learner_steps, agent_steps = output.numpy().tolist()
-    eager_leak.release(output)
+    *values, learner_steps, agent_steps = (
+        self._train_step(distributed_unroll).numpy().tolist())
     self._counts = (int(learner_steps), int(agent_steps))
     metrics = dict(zip(self._metric_keys, values))
     if not math.isfinite(metrics['grad_norm']):  # XLA skips the in-graph check
