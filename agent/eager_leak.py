@@ -22,10 +22,9 @@ call.
 
 Used by the actor (its policy call, its weight pull). Not by the learner:
 releasing the learner step's batch and metrics tensors coincided with a
-worse Catch run
-(0.68, 0.24, 0.46 over the last 100 episodes against 1.00, 0.98, 1.00,
-0.98 without; benchmarks/results/soak.md, 2026-12-07) for a reason not
-found, so it was taken out.
+worse Catch run (0.68, 0.24, 0.46 over the last 100 episodes against 1.00,
+0.98, 1.00, 0.98 without; benchmarks/results/soak.md, 2026-12-07) for a
+reason not found, so it was taken out.
 
 Where the interpreter is not CPython 3.11 (other versions lay the dict out
 differently) or a type has no managed dict, `release` does nothing.
