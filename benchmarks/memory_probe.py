@@ -145,7 +145,6 @@ def main(argv):
     actor.observe(actions, logits)
 
   envs, writers = actor._envs, actor._writers  # pylint: disable=protected-access
-  actions = np.zeros(len(envs), np.int32)
 
   def env_steps():
     for env in envs:
